@@ -1,0 +1,214 @@
+"""One place for argument and shape validation.
+
+Every check raises ``ValueError`` or ``TypeError`` naming the argument, what was expected and
+what came. Shape and dtype checks are free; checks that read tensor *values* (finite,
+non-negative, in range) need a host synchronisation on CUDA, so modules call them only when
+their ``validate_args`` flag is on (the default, as in ``torch.distributions``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_attention",
+    "check_choice",
+    "check_finite",
+    "check_floating",
+    "check_image_batch",
+    "check_index",
+    "check_labels",
+    "check_positive",
+    "check_range",
+    "check_retention",
+    "check_tensor",
+    "check_view_boxes",
+    "pair",
+]
+
+
+def _shape(t: Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def check_tensor(value: object, name: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+    return value
+
+
+def check_floating(t: Tensor, name: str) -> None:
+    if not t.is_floating_point():
+        raise TypeError(
+            f"{name} must have a floating dtype (float16, bfloat16, float32, float64); "
+            f"got {t.dtype}. Convert integer images with x.float() / 255 first."
+        )
+
+
+def check_image_batch(x: object, name: str = "x") -> Tensor:
+    """A float batch of shape (B, C, H, W)."""
+    x = check_tensor(x, name)
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W); got {_shape(x)}")
+    check_floating(x, name)
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name} must have H, W >= 1; got {_shape(x)}")
+    return x
+
+
+def check_finite(t: Tensor, name: str) -> None:
+    """Host-syncing value check: no NaN or Inf."""
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} must be finite; got {bad} NaN/Inf value(s)")
+
+
+def check_attention(
+    attention: object, batch_size: int, name: str = "attention", validate_values: bool = True
+) -> Tensor:
+    """A non-negative map of shape (B, h, w) or (B, 1, h, w); returns (B, h, w)."""
+    attention = check_tensor(attention, name)
+    if attention.ndim == 4 and attention.shape[1] == 1:
+        attention = attention[:, 0]
+    if attention.ndim != 3:
+        raise ValueError(f"{name} must have shape (B, h, w) or (B, 1, h, w); got {_shape(attention)}")
+    if attention.shape[0] != batch_size:
+        raise ValueError(
+            f"{name} batch size must match x: expected {batch_size}; got {attention.shape[0]}"
+        )
+    if attention.shape[1] == 0 or attention.shape[2] == 0:
+        raise ValueError(f"{name} must have h, w >= 1; got {_shape(attention)}")
+    check_floating(attention, name)
+    if validate_values and attention.numel():
+        check_finite(attention, name)
+        if bool((attention < 0).any()):
+            raise ValueError(
+                f"{name} must be non-negative; got minimum {float(attention.min()):.4g}"
+            )
+    return attention
+
+
+def check_retention(
+    retention: object, batch_size: int, name: str = "retention", validate_values: bool = True
+) -> Tensor:
+    """Per-sample weights of shape (B,) with values in [0, 1]."""
+    retention = check_tensor(retention, name)
+    if retention.ndim != 1 or retention.shape[0] != batch_size:
+        raise ValueError(f"{name} must have shape ({batch_size},); got {_shape(retention)}")
+    check_floating(retention, name)
+    if validate_values and retention.numel():
+        check_finite(retention, name)
+        lo, hi = float(retention.min()), float(retention.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]")
+    return retention
+
+
+def check_labels(
+    labels: object, batch_size: int, name: str = "labels", num_classes: int | None = None
+) -> Tensor:
+    """Class ids of shape (B,) (integer dtype) or multi-hot (B, L)."""
+    labels = check_tensor(labels, name)
+    if labels.ndim not in (1, 2) or labels.shape[0] != batch_size:
+        raise ValueError(
+            f"{name} must have shape ({batch_size},) class ids or ({batch_size}, L) multi-hot; "
+            f"got {_shape(labels)}"
+        )
+    if labels.ndim == 1:
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise TypeError(f"{name} as class ids (B,) must have an integer dtype; got {labels.dtype}")
+        if num_classes is not None and labels.numel():
+            lo, hi = int(labels.min()), int(labels.max())
+            if lo < 0 or hi >= num_classes:
+                raise ValueError(
+                    f"{name} must lie in [0, {num_classes - 1}]; got values in [{lo}, {hi}]"
+                )
+    elif num_classes is not None and labels.shape[1] != num_classes:
+        raise ValueError(f"{name} multi-hot must have {num_classes} columns; got {labels.shape[1]}")
+    return labels
+
+
+def check_index(index: object, batch_size: int, size: int, name: str = "index") -> Tensor:
+    """Dataset indices of shape (B,), integer, each in [0, size)."""
+    index = check_tensor(index, name)
+    if index.ndim != 1 or index.shape[0] != batch_size:
+        raise ValueError(f"{name} must have shape ({batch_size},) to match x; got {_shape(index)}")
+    if index.is_floating_point() or index.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype; got {index.dtype}")
+    if index.numel():
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= size:
+            raise ValueError(f"{name} must lie in [0, {size - 1}]; got values in [{lo}, {hi}]")
+    return index
+
+
+def check_view_boxes(
+    view_boxes: object, batch_size: int, name: str = "view_boxes", validate_values: bool = True
+) -> Tensor:
+    """Normalised boxes (B, 4) as (y0, x0, y1, x1) in [0, 1] with y0 < y1 and x0 < x1."""
+    view_boxes = check_tensor(view_boxes, name)
+    if view_boxes.ndim != 2 or view_boxes.shape != (batch_size, 4):
+        raise ValueError(f"{name} must have shape ({batch_size}, 4); got {_shape(view_boxes)}")
+    check_floating(view_boxes, name)
+    if validate_values and view_boxes.numel():
+        check_finite(view_boxes, name)
+        if bool(((view_boxes < 0) | (view_boxes > 1)).any()):
+            raise ValueError(f"{name} must lie in [0, 1]; got values outside")
+        y0, x0, y1, x1 = view_boxes.unbind(-1)
+        if bool(((y0 >= y1) | (x0 >= x1)).any()):
+            raise ValueError(f"{name} must satisfy y0 < y1 and x0 < x1 (y0, x0, y1, x1 order)")
+    return view_boxes
+
+
+def check_range(
+    value: object,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """A real number in [low, high] (bounds open or closed)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    v = float(value)
+    ok_low = v >= low if low_inclusive else v > low
+    ok_high = v <= high if high_inclusive else v < high
+    if math.isnan(v) or not (ok_low and ok_high):
+        lb = "[" if low_inclusive else "("
+        hb = "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must lie in {lb}{low:g}, {high:g}{hb}; got {value!r}")
+    return v
+
+
+def check_positive(value: object, name: str) -> float:
+    return check_range(value, name, 0.0, math.inf, low_inclusive=False)
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
+    return value
+
+
+def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    """An int or a pair of ints, each >= 1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        out = (value, value)
+    elif (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints; got {value!r}")
+    if min(out) < 1:
+        raise ValueError(f"{name} must be >= 1; got {value!r}")
+    return out
