@@ -1,6 +1,34 @@
-"""gg-augment: Gain from Give Up augmentation for image retrieval."""
+"""gg-augment: Gain from Give Up augmentation for image retrieval.
+
+Augmentations return ``(x_aug, retention)``; retention r ∈ [0, 1] is the share of meaning
+that survived, and :class:`RetentionWeightedPairwiseLoss` softens similarity targets by it.
+"""
 
 from __future__ import annotations
 
+from .attention import (
+    AttentionExtractor,
+    FeatureMapExtractor,
+    ViTTokenExtractor,
+    attention_extractor_for,
+    resnet_extractor,
+    vit_extractor,
+)
+from .augment import GT, GCut
+from .losses import RetentionWeightedPairwiseLoss
+from .retention import SemanticRetention
+
 __version__ = "0.1.0"
-__all__: list[str] = []
+
+__all__ = [
+    "GT",
+    "AttentionExtractor",
+    "FeatureMapExtractor",
+    "GCut",
+    "RetentionWeightedPairwiseLoss",
+    "SemanticRetention",
+    "ViTTokenExtractor",
+    "attention_extractor_for",
+    "resnet_extractor",
+    "vit_extractor",
+]

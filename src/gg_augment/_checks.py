@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
@@ -22,6 +22,7 @@ __all__ = [
     "check_floating",
     "check_image_batch",
     "check_index",
+    "check_int",
     "check_labels",
     "check_positive",
     "check_range",
@@ -42,12 +43,9 @@ def check_tensor(value: object, name: str) -> Tensor:
     return value
 
 
-def check_floating(t: Tensor, name: str) -> None:
+def check_floating(t: Tensor, name: str, hint: str = "") -> None:
     if not t.is_floating_point():
-        raise TypeError(
-            f"{name} must have a floating dtype (float16, bfloat16, float32, float64); "
-            f"got {t.dtype}. Convert integer images with x.float() / 255 first."
-        )
+        raise TypeError(f"{name} must have a floating dtype; got {t.dtype}{hint}")
 
 
 def check_image_batch(x: object, name: str = "x") -> Tensor:
@@ -55,7 +53,7 @@ def check_image_batch(x: object, name: str = "x") -> Tensor:
     x = check_tensor(x, name)
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W); got {_shape(x)}")
-    check_floating(x, name)
+    check_floating(x, name, " (convert integer images with x.float() / 255)")
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{name} must have H, W >= 1; got {_shape(x)}")
     return x
@@ -211,4 +209,14 @@ def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a pair of ints; got {value!r}")
     if min(out) < 1:
         raise ValueError(f"{name} must be >= 1; got {value!r}")
+    return out
+
+
+def check_int(value: object, name: str, minimum: int | None = None) -> int:
+    """A Python or NumPy integer (not bool), optionally at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
+    out = int(value)
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {out}")
     return out

@@ -1,0 +1,185 @@
+"""Attention extractors: turn a model's own features into a spatial saliency map.
+
+An extractor holds a *reference* to the model (it is not an ``nn.Module``, so wrapping a model
+in one never adds its parameters to an augmentation's state). It exposes:
+
+- ``extract(x)``: one forward pass in eval mode without gradients, returning attention logits
+  (B, h, w). The model's train/eval mode is restored afterwards, and the pass stops as soon
+  as the hooked layer has run, so the layers after it cost nothing.
+- ``features_to_logits(features)``: the same reduction applied to features captured
+  elsewhere, e.g. by the attention cache from the normal training forward pass.
+- ``layer``: the hooked module, so others can register their own hooks on it.
+
+Logits become a probability map over the cut grid in
+:func:`gg_augment.functional.attention_to_grid` (nearest resize, then softmax).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "AttentionExtractor",
+    "FeatureMapExtractor",
+    "ViTTokenExtractor",
+    "attention_extractor_for",
+    "resnet_extractor",
+    "vit_extractor",
+]
+
+
+class _StopForward(Exception):
+    """Raised from a hook to end an attention-only forward pass early."""
+
+
+def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise ValueError("layer must be a submodule of model; got a module that is not in it")
+        return layer
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a layer name (str) or an nn.Module; got {type(layer).__name__}")
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        names = [name for name, _ in model.named_modules() if name][:12]
+        raise ValueError(
+            f"layer {layer!r} not found in {type(model).__name__}; some layer names: {names}"
+        ) from None
+
+
+class AttentionExtractor:
+    """Base class: hook a layer, reduce its output to (B, h, w) attention logits."""
+
+    #: Extractors return scores for a softmax, not a non-negative density.
+    returns_logits = True
+    #: Candidate-selection rule that suits this family (SPEC: mean for CNNs, top-k for ViTs).
+    default_select = "mean"
+
+    def __init__(self, model: nn.Module, layer: str | nn.Module) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+        self.model = model
+        self.layer = _resolve_layer(model, layer)
+
+    def features_to_logits(self, features: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def extract(self, x: Tensor) -> Tensor:
+        """One extra forward pass, in eval mode, without gradients; the mode is restored."""
+        captured: list[Tensor] = []
+
+        def hook(_module: nn.Module, _inputs: object, output: Tensor) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _StopForward
+
+        was_training = self.model.training
+        handle = self.layer.register_forward_hook(hook)
+        self.model.eval()
+        try:
+            self.model(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+            self.model.train(was_training)
+        if not captured:
+            raise RuntimeError(
+                f"the hooked layer {type(self.layer).__name__} did not run in {type(self.model).__name__}.forward"
+            )
+        return self.features_to_logits(captured[0])
+
+    __call__ = extract
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={type(self.model).__name__}, layer={type(self.layer).__name__})"
+
+
+class FeatureMapExtractor(AttentionExtractor):
+    """CNN attention: the channel mean of a (B, C, h, w) feature map.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        >>> FeatureMapExtractor(net, "1")(torch.randn(2, 3, 16, 16)).shape
+        torch.Size([2, 16, 16])
+    """
+
+    def features_to_logits(self, features: Tensor) -> Tensor:
+        if features.ndim != 4:
+            raise ValueError(
+                f"the hooked layer must output a (B, C, h, w) feature map; got {tuple(features.shape)}"
+            )
+        return features.float().mean(dim=1)
+
+
+class ViTTokenExtractor(AttentionExtractor):
+    """ViT attention: ⟨CLS, patch_i⟩ over the tokens of the hooked layer's output.
+
+    The layer outputs (B, 1 + N, D) with the class token first and N = gh·gw patch tokens
+    (torchvision's ``VisionTransformer.encoder``, after its final LayerNorm).
+    """
+
+    default_select = "topk"
+
+    def __init__(
+        self, model: nn.Module, layer: str | nn.Module = "encoder", num_prefix_tokens: int = 1
+    ) -> None:
+        super().__init__(model, layer)
+        self.num_prefix_tokens = int(num_prefix_tokens)
+
+    def features_to_logits(self, features: Tensor) -> Tensor:
+        if features.ndim != 3:
+            raise ValueError(f"the hooked layer must output (B, tokens, D); got {tuple(features.shape)}")
+        tokens = features.float()
+        cls_token = tokens[:, 0]
+        patches = tokens[:, self.num_prefix_tokens :]
+        side = math.isqrt(patches.shape[1])
+        if side * side != patches.shape[1]:
+            raise ValueError(f"expected a square patch grid; got {patches.shape[1]} patch tokens")
+        scores = torch.einsum("bd,bnd->bn", cls_token, patches)
+        return scores.view(-1, side, side)
+
+
+def resnet_extractor(model: nn.Module, layer: str = "layer4") -> FeatureMapExtractor:
+    """torchvision ResNet (or any model with a ``layer4`` stage): the last stage's features."""
+    return FeatureMapExtractor(model, layer)
+
+
+def vit_extractor(model: nn.Module, layer: str = "encoder") -> ViTTokenExtractor:
+    """torchvision ``vit_b_16`` / ``vit_b_32``: CLS·patch tokens of the encoder output."""
+    return ViTTokenExtractor(model, layer)
+
+
+def attention_extractor_for(model: nn.Module, layer: str | nn.Module | None = None) -> AttentionExtractor:
+    """Pick an extractor: a named layer (feature map), a ViT, or a ResNet-style model.
+
+    With ``layer`` given, its output decides the reduction at run time: 4-D feature maps use
+    the channel mean; 3-D token sequences use CLS·patch.
+    """
+    if layer is not None:
+        return _AutoLayerExtractor(model, layer)
+    if hasattr(model, "class_token") and hasattr(model, "encoder"):
+        return vit_extractor(model)
+    if hasattr(model, "layer4"):
+        return resnet_extractor(model)
+    raise ValueError(
+        f"cannot find the attention layer of {type(model).__name__}: pass layer='<module name>' "
+        "(the last convolutional stage of a CNN, or the token output of a ViT)"
+    )
+
+
+class _AutoLayerExtractor(AttentionExtractor):
+    def features_to_logits(self, features: Tensor) -> Tensor:
+        if features.ndim == 4:
+            return FeatureMapExtractor.features_to_logits(self, features)  # type: ignore[arg-type]
+        if features.ndim == 3:
+            return ViTTokenExtractor.features_to_logits(self, features)  # type: ignore[arg-type]
+        raise ValueError(
+            f"the hooked layer must output (B, C, h, w) or (B, tokens, D); got {tuple(features.shape)}"
+        )
+
+    num_prefix_tokens = 1

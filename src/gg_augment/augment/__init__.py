@@ -1,0 +1,9 @@
+"""Augmentation modules returning ``(x_aug, retention)``."""
+
+from __future__ import annotations
+
+from ._base import RetentionAugmentation
+from .gcut import GCut
+from .gt import GT
+
+__all__ = ["GCut", "GT", "RetentionAugmentation"]

@@ -1,0 +1,126 @@
+"""``GT``: random per-sample translation that reports how much of the image survived."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._checks import check_choice, check_image_batch, check_positive, check_range
+from ..functional._sampling import bernoulli_mask, truncated_normal
+from ..functional.translate import gt as gt_functional
+from ._base import RetentionAugmentation
+
+__all__ = ["GT"]
+
+_OVERLAPS = ("foreground", "iou")
+
+
+class GT(RetentionAugmentation):
+    """G_t: translate each sample by its own integer offsets; score the visible share.
+
+    Offsets: dy ~ N(0, (sigma·H)²), dx ~ N(0, (sigma·W)²) in whole pixels, each truncated
+    exactly to |d| ≤ max_shift·side by inverse-CDF sampling (no rejection loop): integer k has
+    probability ∝ Φ((k + ½)/s) − Φ((k − ½)/s) for |k| ≤ floor(max_shift·side). Pixels whose
+    source lies outside the image get the fill. The whole batch is one indexing operation.
+
+    Args:
+        sigma: offset standard deviation as a fraction of the image side (the authors' 50–80 px
+            at 224 px is 0.22–0.36).
+        max_shift: truncation bound as a fraction of the side, in (0, 1].
+        fill: ``"random"`` (one N(0, fill_scale²) constant per sample and channel), a float,
+            or ``"reflect"`` (mirror; retention still counts only the original visible area).
+        fill_scale: std of the random fill; 1.0 suits inputs normalised to unit variance.
+        overlap: ``"foreground"``: r = (H−|dy|)(W−|dx|)/(HW); ``"iou"``: r = I/(2HW − I).
+        p, generator, validate_args: see :class:`RetentionAugmentation`.
+
+    Shape:
+        - x: (B, C, H, W) float
+        - output: (B, C, H, W) and retention (B,) in the dtype of x, in [0, 1]
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x_aug, retention = GT(sigma=0.2, generator=g)(torch.randn(4, 3, 32, 32))
+        >>> x_aug.shape, retention.shape
+        (torch.Size([4, 3, 32, 32]), torch.Size([4]))
+    """
+
+    def __init__(
+        self,
+        sigma: float = 0.3,
+        max_shift: float = 1.0,
+        fill: str | float = "random",
+        fill_scale: float = 1.0,
+        overlap: str = "foreground",
+        p: float = 1.0,
+        generator: torch.Generator | None = None,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(p=p, generator=generator, validate_args=validate_args)
+        self.sigma = check_positive(sigma, "sigma")
+        self.max_shift = check_range(max_shift, "max_shift", 0.0, 1.0, low_inclusive=False)
+        if isinstance(fill, str):
+            check_choice(fill, "fill", ("random", "reflect"))
+        elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
+            raise TypeError(f"fill must be 'random', 'reflect' or a float; got {fill!r}")
+        self.fill = fill
+        self.fill_scale = check_range(fill_scale, "fill_scale", 0.0, float("inf"))
+        self.overlap = check_choice(overlap, "overlap", _OVERLAPS)
+
+    def generate_params(
+        self,
+        batch_shape: torch.Size | tuple[int, ...],
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Draw offsets (and fill constants) for a batch of shape (B, C, H, W).
+
+        Returns:
+            ``shift`` (B, 2) int64 (dy, dx), zero for samples not augmented;
+            ``fill`` (B, C) float32 (random fill only); ``applied`` (B,) bool.
+        """
+        if len(batch_shape) != 4:
+            raise ValueError(f"batch_shape must be (B, C, H, W); got {tuple(batch_shape)}")
+        batch, channels, height, width = (int(s) for s in batch_shape)
+        device = torch.device(device)
+        generator = self._generator_for(device, generator)
+        side = torch.tensor([height, width], dtype=torch.float64, device=device)
+        # Whole-pixel offsets: truncating the continuous draw at floor(max_shift·side) + 1/2 and
+        # rounding gives every allowed integer its full unit bin of normal mass.
+        bound = torch.floor(self.max_shift * side)
+        offsets = truncated_normal(self.sigma * side, bound + 0.5, (batch, 2), device, generator)
+        shift = torch.round(offsets).clamp(-bound, bound).long()
+        applied = bernoulli_mask(self.p, batch, device, generator)
+        params = {"shift": shift * applied.unsqueeze(1), "applied": applied}
+        if self.fill == "random":
+            params["fill"] = self.fill_scale * torch.randn(
+                (batch, channels), device=device, generator=generator
+            )
+        return params
+
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Replay: translate with the given params (no randomness)."""
+        x = check_image_batch(x)
+        shift = params["shift"]
+        if shift.shape != (x.shape[0], 2):
+            raise ValueError(f"params['shift'] must have shape ({x.shape[0]}, 2); got {tuple(shift.shape)}")
+        if self.fill == "random":
+            fill: Tensor | float = params["fill"]
+        elif self.fill == "reflect":
+            fill = 0.0
+        else:
+            fill = float(self.fill)
+        return gt_functional(x, shift, fill, reflect=self.fill == "reflect", overlap=self.overlap)
+
+    def forward(
+        self, x: Tensor, params: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        x = check_image_batch(x)
+        if params is None:
+            params = self.generate_params(x.shape, x.device)
+        return self.apply(x, params)
+
+    def extra_repr(self) -> str:
+        return (
+            f"sigma={self.sigma}, max_shift={self.max_shift}, fill={self.fill!r}, "
+            f"fill_scale={self.fill_scale}, overlap={self.overlap!r}, p={self.p}"
+        )

@@ -1,0 +1,168 @@
+"""G_cut: attention-guided cutting on a coarse grid, and the retention it leaves.
+
+Pure functions. The random choice of cells lives in ``gg_augment.augment.GCut``'s parameter
+sampler; everything here is deterministic given the attention and the cut mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "attention_to_grid",
+    "candidate_cells",
+    "gcut",
+    "gcut_retention",
+    "upsample_cells",
+]
+
+
+def attention_to_grid(
+    attention: Tensor, grid_size: tuple[int, int], *, logits: bool = False
+) -> Tensor:
+    """Resize a map to the cut grid (nearest) and normalise it to sum 1 per sample.
+
+    Args:
+        attention: raw scores. With ``logits=False`` a non-negative map (normalised by its
+            sum; an all-zero map becomes uniform, i.e. "no preference"). With ``logits=True``
+            any real scores, normalised by a softmax over the cells (the CNN and ViT
+            extractors' rule).
+        grid_size: (gh, gw).
+
+    Returns:
+        A float32 probability map over the grid cells.
+
+    Shape:
+        - attention: (B, h, w)
+        - output: (B, gh, gw)
+    """
+    batch = attention.shape[0]
+    grid = attention.float()
+    if tuple(grid.shape[1:]) != tuple(grid_size):
+        grid = F.interpolate(grid.unsqueeze(1), size=grid_size, mode="nearest").squeeze(1)
+    flat = grid.flatten(1)
+    if logits:
+        flat = torch.softmax(flat, dim=1)
+    else:
+        total = flat.sum(dim=1, keepdim=True)
+        uniform = torch.full_like(flat, 1.0 / flat.shape[1])
+        flat = torch.where(total > 0, flat / total.clamp_min(torch.finfo(flat.dtype).tiny), uniform)
+    return flat.view(batch, *grid_size)
+
+
+def candidate_cells(attention: Tensor, select: str = "mean", keep_ratio: float = 0.5) -> Tensor:
+    """The salient cells a cut may remove.
+
+    ``"mean"``: cells with A > 1/(gh·gw). ``"topk"``: the ceil(keep_ratio·gh·gw) cells with
+    the highest A (ties go to the lower cell index, so the choice is deterministic).
+
+    Shape:
+        - attention: (B, gh, gw), normalised
+        - output: (B, gh, gw) bool
+    """
+    batch = attention.shape[0]
+    flat = attention.flatten(1)
+    cells = flat.shape[1]
+    if select == "mean":
+        candidates = flat > 1.0 / cells
+    elif select == "topk":
+        k = min(cells, math.ceil(keep_ratio * cells))
+        order = torch.argsort(flat, dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(cells, device=flat.device).expand(batch, cells))
+        candidates = rank < k
+    else:
+        raise ValueError(f"select must be one of ['mean', 'topk']; got {select!r}")
+    return candidates.view_as(attention)
+
+
+def _nearest_source_index(in_size: int, out_size: int, device: torch.device) -> Tensor:
+    source = torch.arange(in_size, device=device, dtype=torch.float32).view(1, 1, in_size)
+    return F.interpolate(source, size=out_size, mode="nearest").view(out_size).long()
+
+
+def upsample_cells(cells: Tensor, image_size: tuple[int, int]) -> Tensor:
+    """Nearest upsampling of a grid mask to pixels, exactly as ``F.interpolate(mode="nearest")``.
+
+    Shape:
+        - cells: (B, gh, gw) bool
+        - output: (B, 1, H, W) bool
+    """
+    height, width = image_size
+    gh, gw = cells.shape[1], cells.shape[2]
+    # Take the source indices from interpolate itself: its float scale rounding differs from
+    # exact integer arithmetic for some sizes, and the cells must cover the same pixels.
+    rows = _nearest_source_index(gh, height, cells.device)
+    cols = _nearest_source_index(gw, width, cells.device)
+    return cells[:, rows][:, :, cols].unsqueeze(1)
+
+
+def gcut(
+    x: Tensor,
+    cut: Tensor,
+    fill: float | Tensor = 0.0,
+) -> Tensor:
+    """Set the pixels of the cut cells to ``fill``. The input is never modified.
+
+    Args:
+        x: images.
+        cut: which grid cells to cut.
+        fill: a float or a per-channel (C,) or per-sample-and-channel (B, C) tensor.
+
+    Shape:
+        - x: (B, C, H, W)
+        - cut: (B, gh, gw) bool
+        - output: (B, C, H, W)
+
+    Example:
+        >>> x = torch.ones(1, 1, 4, 4)
+        >>> cut = torch.tensor([[[True, False], [False, False]]])
+        >>> gcut(x, cut)[0, 0]
+        tensor([[0., 0., 1., 1.],
+                [0., 0., 1., 1.],
+                [1., 1., 1., 1.],
+                [1., 1., 1., 1.]])
+    """
+    mask = upsample_cells(cut, (x.shape[2], x.shape[3]))
+    if isinstance(fill, Tensor):
+        fill = fill.to(device=x.device, dtype=x.dtype)
+        if fill.ndim == 1:
+            fill = fill.view(1, -1, 1, 1)
+        elif fill.ndim == 2:
+            fill = fill.view(fill.shape[0], fill.shape[1], 1, 1)
+        return torch.where(mask, fill, x)
+    return x.masked_fill(mask, float(fill))
+
+
+def gcut_retention(
+    cut: Tensor,
+    attention: Tensor | None = None,
+    *,
+    candidates: Tensor | None = None,
+    score: str = "attention",
+) -> Tensor:
+    """Retention after a cut.
+
+    ``"attention"``: r = 1 − Σ A over the cut cells (A normalised over the grid).
+    ``"area"``: r = 1 − n/m, with n cut cells out of m candidates; r = 1 when m = 0.
+
+    Shape:
+        - cut, candidates: (B, gh, gw) bool; attention: (B, gh, gw)
+        - output: (B,) float32, clamped to [0, 1] against rounding
+    """
+    if score == "attention":
+        if attention is None:
+            raise ValueError("score='attention' needs the attention map; got attention=None")
+        removed = (attention.float() * cut).flatten(1).sum(dim=1)
+        return (1.0 - removed).clamp(0.0, 1.0)
+    if score == "area":
+        if candidates is None:
+            raise ValueError("score='area' needs the candidate mask; got candidates=None")
+        num_cut = cut.flatten(1).sum(dim=1).float()
+        num_candidates = candidates.flatten(1).sum(dim=1).float()
+        return torch.where(num_candidates > 0, 1.0 - num_cut / num_candidates.clamp_min(1.0), 1.0)
+    raise ValueError(f"score must be one of ['attention', 'area']; got {score!r}")

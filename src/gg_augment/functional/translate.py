@@ -1,0 +1,134 @@
+"""G_t: per-sample integer translation, and the share of the image it keeps.
+
+Pure functions: given the offsets and fill, the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["gt", "gt_retention", "translate"]
+
+
+def _source_index(length: int, shift: Tensor, reflect: bool) -> tuple[Tensor, Tensor]:
+    """Per-sample source coordinate of each output coordinate along one axis.
+
+    Args:
+        length: the axis length (H or W).
+        shift: (B,) integer offsets; output[i] = input[i - shift].
+        reflect: mirror out-of-range sources back into the image instead of flagging them.
+
+    Returns:
+        (B, length) int64 source indices (clamped in range), and (B, length) bool validity.
+    """
+    positions = torch.arange(length, device=shift.device)
+    source = positions.unsqueeze(0) - shift.unsqueeze(1)
+    inside = (source >= 0) & (source < length)
+    if reflect and length > 1:
+        # Mirror with period 2(length - 1) ("reflect" padding without repeating the edge),
+        # which stays valid for any |shift|, not just |shift| < length.
+        period = 2 * (length - 1)
+        folded = torch.remainder(source, period)
+        source = torch.where(folded >= length, period - folded, folded)
+    else:
+        source = source.clamp(0, length - 1)
+    return source, inside
+
+
+def translate(
+    x: Tensor,
+    shift: Tensor,
+    fill: Tensor | float | None = 0.0,
+    *,
+    reflect: bool = False,
+) -> Tensor:
+    """Shift each sample by its own integer (dy, dx) in a single indexing operation.
+
+    A pixel whose source lies outside the image takes ``fill`` (or the mirrored pixel when
+    ``reflect``). The input is never modified.
+
+    Args:
+        x: images.
+        shift: integer offsets (dy, dx); positive dy moves content down, positive dx right.
+        fill: a float, or per-sample-and-channel constants. Ignored when ``reflect``.
+        reflect: mirror the image at its borders instead of filling.
+
+    Returns:
+        The translated batch, same dtype and device as ``x``.
+
+    Shape:
+        - x: (B, C, H, W)
+        - shift: (B, 2)
+        - fill: scalar, (B, C) or (C,)
+        - output: (B, C, H, W)
+
+    Example:
+        >>> x = torch.arange(9.).view(1, 1, 3, 3)
+        >>> translate(x, torch.tensor([[1, 0]]), fill=-1.0)[0, 0]
+        tensor([[-1., -1., -1.],
+                [ 0.,  1.,  2.],
+                [ 3.,  4.,  5.]])
+    """
+    batch, channels, height, width = x.shape
+    shift = shift.to(device=x.device, dtype=torch.long)
+    rows, rows_inside = _source_index(height, shift[:, 0], reflect)
+    cols, cols_inside = _source_index(width, shift[:, 1], reflect)
+    batch_index = torch.arange(batch, device=x.device).view(batch, 1, 1)
+    # Advanced indices separated by a slice put the index dims first: (B, H, W, C).
+    out = x[batch_index, :, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2)
+    if reflect:
+        return out.contiguous()
+    inside = (rows_inside.unsqueeze(2) & cols_inside.unsqueeze(1)).unsqueeze(1)
+    if not isinstance(fill, Tensor):
+        fill = torch.tensor(0.0 if fill is None else float(fill), device=x.device)
+    fill = fill.to(device=x.device, dtype=x.dtype)
+    if fill.ndim == 2:
+        fill = fill.view(batch, channels, 1, 1)
+    elif fill.ndim == 1:
+        fill = fill.view(1, channels, 1, 1)
+    return torch.where(inside, out, fill).contiguous()
+
+
+def gt_retention(shift: Tensor, image_size: tuple[int, int], mode: str = "foreground") -> Tensor:
+    """Semantic retention of a translation: how much of the original stays visible.
+
+    ``"foreground"``: r = (H − |dy|)(W − |dx|) / (H·W).
+    ``"iou"``: r = I / (2HW − I) with I = (H − |dy|)(W − |dx|), the IoU of the original and
+    the shifted frame.
+
+    Shape:
+        - shift: (B, 2)
+        - output: (B,) float32
+    """
+    height, width = image_size
+    visible_h = (height - shift[:, 0].abs()).clamp(min=0).float()
+    visible_w = (width - shift[:, 1].abs()).clamp(min=0).float()
+    intersection = visible_h * visible_w
+    area = float(height * width)
+    if mode == "foreground":
+        return intersection / area
+    if mode == "iou":
+        return intersection / (2 * area - intersection)
+    raise ValueError(f"mode must be one of ['foreground', 'iou']; got {mode!r}")
+
+
+def gt(
+    x: Tensor,
+    shift: Tensor,
+    fill: Tensor | float | None = 0.0,
+    *,
+    reflect: bool = False,
+    overlap: str = "foreground",
+) -> tuple[Tensor, Tensor]:
+    """Translate and score: ``(translate(x, ...), gt_retention(...))``.
+
+    Retention counts only the original visible area, also when ``reflect`` fills the rest
+    with mirrored content (the mirror adds no new meaning).
+
+    Shape:
+        - x: (B, C, H, W); shift: (B, 2)
+        - output: (B, C, H, W) and retention (B,) in the dtype of ``x``
+    """
+    retention = gt_retention(shift, (x.shape[2], x.shape[3]), overlap).to(x.dtype)
+    return translate(x, shift, fill, reflect=reflect), retention

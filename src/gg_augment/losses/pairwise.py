@@ -1,0 +1,210 @@
+"""Pairwise likelihood loss whose similarity targets are softened by retention.
+
+Built from parts: pair scores θ, pair targets s̃, then the unreduced negative log-likelihood
+softplus(θ) − s̃·θ, reduced last.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import (
+    check_choice,
+    check_labels,
+    check_positive,
+    check_range,
+    check_retention,
+    check_tensor,
+)
+
+__all__ = [
+    "RetentionWeightedPairwiseLoss",
+    "label_similarity",
+    "pair_scores",
+    "pairwise_likelihood",
+]
+
+
+def label_similarity(labels: Tensor, other_labels: Tensor) -> Tensor:
+    """s_ij = 1 if the two samples share a label, else 0 (float32).
+
+    Shape:
+        - labels: (B,) class ids or (B, L) multi-hot; other_labels: (N,) or (N, L), same kind
+        - output: (B, N)
+    """
+    if labels.ndim != other_labels.ndim:
+        raise ValueError(
+            f"labels and bank labels must both be class ids (N,) or both multi-hot (N, L); "
+            f"got {labels.ndim}-D and {other_labels.ndim}-D"
+        )
+    if labels.ndim == 1:
+        return (labels.unsqueeze(1) == other_labels.unsqueeze(0)).float()
+    if labels.shape[1] != other_labels.shape[1]:
+        raise ValueError(
+            f"multi-hot labels must have the same number of classes; got {labels.shape[1]} and {other_labels.shape[1]}"
+        )
+    return ((labels.float() @ other_labels.float().T) > 0).float()
+
+
+def pair_scores(outputs: Tensor, others: Tensor, similarity: str = "hash", scale: float = 1.0) -> Tensor:
+    """θ_ij: ⟨u_i, u_j⟩/2 for hashing, scale·cos(u_i, u_j) for cosine.
+
+    Shape:
+        - outputs: (B, K); others: (N, K)
+        - output: (B, N) float32 (half inputs are promoted so that large θ stay exact)
+    """
+    outputs, others = outputs.float(), others.float()
+    if similarity == "hash":
+        return outputs @ others.T / 2
+    return scale * (F.normalize(outputs, dim=1) @ F.normalize(others, dim=1).T)
+
+
+def pairwise_likelihood(scores: Tensor, targets: Tensor) -> Tensor:
+    """Unreduced −log-likelihood of soft targets: softplus(θ) − s̃·θ (stable for any θ)."""
+    return F.softplus(scores) - targets * scores
+
+
+class RetentionWeightedPairwiseLoss(nn.Module):
+    """Pairwise likelihood loss with similarity targets multiplied by retention (GG).
+
+    For pairs (i, j) with θ_ij the pair score and s_ij = 1 when they share a label, the loss is
+    mean(softplus(θ_ij) − s̃_ij·θ_ij) where
+
+    - **bank mode** (``bank=`` given, e.g. DSDH's U of the latest outputs of all N training
+      samples): every batch sample i against every bank row j, s̃_ij = w_i·s_ij, where w_i is
+      the weight of the augmented batch sample (the authors' rule);
+    - **in-batch mode**: all ordered pairs i ≠ j, s̃_ij = w_i·w_j·s_ij (``combine="product"``)
+      or min(w_i, w_j)·s_ij (``combine="min"``).
+
+    A weight of 0 removes the pull of a positive pair but keeps the push of negatives; all
+    weights 1 give the unweighted loss. Optional terms: quantization η·mean((b − u)²) with
+    ``binary_targets=b``, and a classification-regression term
+    ``classification_weight``·mean((y − ŷ)²) with ``class_scores=ŷ``, ``class_targets=y``.
+
+    Args:
+        similarity: ``"hash"`` (θ = ⟨u_i, u_j⟩/2, tanh outputs in (−1, 1)) or ``"cosine"``
+            (θ = scale·cos).
+        scale: the cosine temperature, > 0.
+        combine: in-batch weight rule, ``"product"`` or ``"min"``.
+        quantization_weight: η.
+        classification_weight: weight of the regression term.
+        validate_args: check retention values lie in [0, 1] (a host sync on CUDA).
+
+    Shape:
+        - outputs: (B, K); labels: (B,) or (B, L); retention: (B,)
+        - bank: (N, K); bank_labels: (N,) or (N, L)
+        - output: scalar
+
+    Example:
+        >>> loss_fn = RetentionWeightedPairwiseLoss()
+        >>> codes = torch.tanh(torch.randn(8, 16, requires_grad=True))
+        >>> loss = loss_fn(codes, torch.arange(8) % 3, torch.rand(8))
+        >>> loss.backward()
+    """
+
+    def __init__(
+        self,
+        similarity: str = "hash",
+        scale: float = 10.0,
+        combine: str = "product",
+        quantization_weight: float = 0.0,
+        classification_weight: float = 0.0,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__()
+        self.similarity = check_choice(similarity, "similarity", ("hash", "cosine"))
+        self.scale = check_positive(scale, "scale")
+        self.combine = check_choice(combine, "combine", ("product", "min"))
+        self.quantization_weight = check_range(quantization_weight, "quantization_weight", 0.0, float("inf"))
+        self.classification_weight = check_range(classification_weight, "classification_weight", 0.0, float("inf"))
+        self.validate_args = bool(validate_args)
+
+    def forward(
+        self,
+        outputs: Tensor,
+        labels: Tensor,
+        retention: Tensor | None = None,
+        *,
+        bank: Tensor | None = None,
+        bank_labels: Tensor | None = None,
+        binary_targets: Tensor | None = None,
+        class_scores: Tensor | None = None,
+        class_targets: Tensor | None = None,
+    ) -> Tensor:
+        outputs = check_tensor(outputs, "outputs")
+        if outputs.ndim != 2:
+            raise ValueError(f"outputs must have shape (B, K); got {tuple(outputs.shape)}")
+        if not outputs.is_floating_point():
+            raise TypeError(f"outputs must have a floating dtype; got {outputs.dtype}")
+        batch = outputs.shape[0]
+        labels = check_labels(labels, batch, "labels")
+        if retention is None:
+            weights = torch.ones(batch, device=outputs.device)
+        else:
+            weights = check_retention(retention, batch, "retention", self.validate_args).float()
+
+        if bank is not None:
+            loss = self._bank_loss(outputs, labels, weights, bank, bank_labels)
+        else:
+            if bank_labels is not None:
+                raise ValueError("bank_labels given without bank; pass both for bank mode")
+            loss = self._in_batch_loss(outputs, labels, weights)
+
+        if binary_targets is not None:
+            if binary_targets.shape != outputs.shape:
+                raise ValueError(
+                    f"binary_targets must have the shape of outputs {tuple(outputs.shape)}; "
+                    f"got {tuple(binary_targets.shape)}"
+                )
+            loss = loss + self.quantization_weight * (binary_targets.float() - outputs.float()).pow(2).mean()
+        if (class_scores is None) != (class_targets is None):
+            raise ValueError("class_scores and class_targets must be given together")
+        if class_scores is not None and class_targets is not None:
+            if class_scores.shape != class_targets.shape:
+                raise ValueError(
+                    f"class_scores and class_targets must have the same shape; "
+                    f"got {tuple(class_scores.shape)} and {tuple(class_targets.shape)}"
+                )
+            loss = loss + self.classification_weight * (class_targets.float() - class_scores.float()).pow(2).mean()
+        return loss
+
+    def _bank_loss(
+        self, outputs: Tensor, labels: Tensor, weights: Tensor, bank: Tensor, bank_labels: Tensor | None
+    ) -> Tensor:
+        bank = check_tensor(bank, "bank")
+        if bank.ndim != 2 or bank.shape[1] != outputs.shape[1]:
+            raise ValueError(f"bank must have shape (N, {outputs.shape[1]}); got {tuple(bank.shape)}")
+        if bank_labels is None:
+            raise ValueError("bank mode needs bank_labels=; got None")
+        bank_labels = check_labels(bank_labels, bank.shape[0], "bank_labels")
+        if bank.shape[0] == 0 or outputs.shape[0] == 0:
+            return outputs.sum() * 0.0
+        scores = pair_scores(outputs, bank.detach(), self.similarity, self.scale)
+        targets = label_similarity(labels, bank_labels) * weights.unsqueeze(1)
+        return pairwise_likelihood(scores, targets).mean()
+
+    def _in_batch_loss(self, outputs: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
+        batch = outputs.shape[0]
+        if batch < 2:
+            # No pair exists: a zero that stays connected to the graph, so backward() works.
+            return outputs.sum() * 0.0
+        scores = pair_scores(outputs, outputs, self.similarity, self.scale)
+        if self.combine == "product":
+            pair_weights = weights.unsqueeze(1) * weights.unsqueeze(0)
+        else:
+            pair_weights = torch.minimum(weights.unsqueeze(1), weights.unsqueeze(0))
+        targets = label_similarity(labels, labels) * pair_weights
+        off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=outputs.device)
+        return pairwise_likelihood(scores, targets)[off_diagonal].mean()
+
+    def extra_repr(self) -> str:
+        out = f"similarity={self.similarity!r}, combine={self.combine!r}"
+        if self.similarity == "cosine":
+            out += f", scale={self.scale}"
+        if self.quantization_weight:
+            out += f", quantization_weight={self.quantization_weight}"
+        if self.classification_weight:
+            out += f", classification_weight={self.classification_weight}"
+        return out
