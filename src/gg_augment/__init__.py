@@ -16,6 +16,7 @@ from .attention import (
 )
 from .augment import GT, GCut
 from .losses import RetentionWeightedPairwiseLoss
+from .models import RetrievalNet, SmallResNet, build_backbone
 from .retention import SemanticRetention
 
 __version__ = "0.1.0"
@@ -26,9 +27,12 @@ __all__ = [
     "FeatureMapExtractor",
     "GCut",
     "RetentionWeightedPairwiseLoss",
+    "RetrievalNet",
+    "SmallResNet",
     "SemanticRetention",
     "ViTTokenExtractor",
     "attention_extractor_for",
+    "build_backbone",
     "resnet_extractor",
     "vit_extractor",
 ]

@@ -162,6 +162,12 @@ def attention_extractor_for(model: nn.Module, layer: str | nn.Module | None = No
     """
     if layer is not None:
         return _AutoLayerExtractor(model, layer)
+    named = getattr(model, "attention_layer", None)  # e.g. gg_augment.models.RetrievalNet
+    if isinstance(named, str):
+        inner = model.get_submodule(named.rpartition(".")[0]) if "." in named else model
+        if hasattr(inner, "class_token"):
+            return ViTTokenExtractor(model, named)
+        return FeatureMapExtractor(model, named)
     if hasattr(model, "class_token") and hasattr(model, "encoder"):
         return vit_extractor(model)
     if hasattr(model, "layer4"):

@@ -1,0 +1,120 @@
+"""Retrieval networks: a small ResNet for 32×32 inputs and a backbone + code head wrapper.
+
+The small ResNet is the default backbone of the examples and benchmarks: it trains in minutes
+on two CPU cores. Its last stage is ``layer4`` like torchvision's ResNets, so the same
+attention extractor serves both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_choice
+
+__all__ = ["RetrievalNet", "SmallResNet", "build_backbone"]
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+            if stride != 1 or in_channels != out_channels
+            else nn.Identity()
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """A 4-stage ResNet for 32×32 images: 3×3 stem, one basic block per stage.
+
+    ``layer4`` outputs (B, 8·width, H/8, W/8), i.e. a 4×4 map at 32×32 input.
+
+    Args:
+        width: channels of the first stage (stages have width, 2w, 4w, 8w).
+        in_channels: image channels.
+    """
+
+    def __init__(self, width: int = 16, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        self.layer1 = _BasicBlock(width, width, 1)
+        self.layer2 = _BasicBlock(width, 2 * width, 2)
+        self.layer3 = _BasicBlock(2 * width, 4 * width, 2)
+        self.layer4 = _BasicBlock(4 * width, 8 * width, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_features = 8 * width
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return torch.flatten(self.pool(x), 1)
+
+
+def build_backbone(arch: str = "small", pretrained: bool = False) -> tuple[nn.Module, int]:
+    """A feature extractor and its feature width.
+
+    ``"small"``: :class:`SmallResNet`. ``"resnet18"``, ``"resnet50"``, ``"vit_b_16"``:
+    torchvision models with their classifier removed; ``pretrained=True`` asks torchvision for
+    ImageNet weights, which needs them cached or the internet.
+    """
+    check_choice(arch, "arch", ("small", "resnet18", "resnet50", "vit_b_16"))
+    if arch == "small":
+        net = SmallResNet()
+        return net, net.out_features
+    try:
+        import torchvision
+    except Exception as error:  # a broken CUDA/CPU wheel mix raises RuntimeError, not ImportError
+        raise ImportError(f"arch={arch!r} needs an importable torchvision: {error}") from error
+    weights = "DEFAULT" if pretrained else None
+    model = getattr(torchvision.models, arch)(weights=weights)
+    if arch.startswith("resnet"):
+        width = model.fc.in_features
+        model.fc = nn.Identity()
+    else:
+        width = model.heads.head.in_features
+        model.heads = nn.Identity()
+    return model, width
+
+
+class RetrievalNet(nn.Module):
+    """Backbone + linear code head: tanh codes for hashing, raw embeddings for cosine.
+
+    Attention extractors see through it: ``layer4`` (ResNets) and ``encoder``/``class_token``
+    (ViT) are reachable as ``backbone.layer4`` etc., and :func:`attention_extractor_for`
+    finds them through the ``backbone`` attribute.
+
+    Shape:
+        - x: (B, C, H, W)
+        - output: (B, code_length)
+    """
+
+    def __init__(self, backbone: nn.Module, feature_width: int, code_length: int, hashing: bool = True) -> None:
+        super().__init__()
+        if code_length <= 0:
+            raise ValueError(f"code_length must be >= 1; got {code_length}")
+        self.backbone = backbone
+        self.head = nn.Linear(feature_width, code_length)
+        self.hashing = hashing
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.head(self.backbone(x))
+        return torch.tanh(out) if self.hashing else out
+
+    @property
+    def attention_layer(self) -> str:
+        """Dotted name of the layer GCut should hook."""
+        if hasattr(self.backbone, "layer4"):
+            return "backbone.layer4"
+        if hasattr(self.backbone, "encoder"):
+            return "backbone.encoder"
+        raise AttributeError(f"no known attention layer in {type(self.backbone).__name__}")
