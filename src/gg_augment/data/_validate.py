@@ -1,0 +1,37 @@
+"""Validation helpers shared by the data loaders (integer counts, paths on disk).
+
+Tensor and argument checks live in :mod:`gg_augment._checks`; these cover what only the data
+package needs: whole-number counts and files that must exist.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["as_path", "check_count", "require_file"]
+
+
+def check_count(value: object, name: str, minimum: int = 0) -> int:
+    """An int (not bool) that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)
+
+
+def as_path(value: object, name: str) -> Path:
+    """A ``str`` or ``os.PathLike`` turned into a :class:`~pathlib.Path`."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path; got {type(value).__name__}")
+    return Path(value).expanduser()
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path`` itself, after checking that it is an existing regular file."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"{what} must be a file; got a directory or special file: {path}")
+    return path
