@@ -93,12 +93,13 @@ def upsample_cells(cells: Tensor, image_size: tuple[int, int]) -> Tensor:
         - output: (B, 1, H, W) bool
     """
     height, width = image_size
-    gh, gw = cells.shape[1], cells.shape[2]
+    batch, gh, gw = cells.shape
     # Take the source indices from interpolate itself: its float scale rounding differs from
     # exact integer arithmetic for some sizes, and the cells must cover the same pixels.
     rows = _nearest_source_index(gh, height, cells.device)
     cols = _nearest_source_index(gw, width, cells.device)
-    return cells[:, rows][:, :, cols].unsqueeze(1)
+    cell_of_pixel = (rows.unsqueeze(1) * gw + cols.unsqueeze(0)).flatten()
+    return cells.reshape(batch, gh * gw)[:, cell_of_pixel].view(batch, 1, height, width)
 
 
 def gcut(
@@ -135,7 +136,8 @@ def gcut(
         elif fill.ndim == 2:
             fill = fill.view(fill.shape[0], fill.shape[1], 1, 1)
         return torch.where(mask, fill, x)
-    return x.masked_fill(mask, float(fill))
+    # where() with a 0-d fill is about twice as fast as masked_fill on a broadcast mask on CPU.
+    return torch.where(mask, torch.tensor(float(fill), dtype=x.dtype, device=x.device), x)
 
 
 def gcut_retention(

@@ -74,11 +74,15 @@ def translate(
     shift = shift.to(device=x.device, dtype=torch.long)
     rows, rows_inside = _source_index(height, shift[:, 0], reflect)
     cols, cols_inside = _source_index(width, shift[:, 1], reflect)
-    batch_index = torch.arange(batch, device=x.device).view(batch, 1, 1)
-    # Advanced indices separated by a slice put the index dims first: (B, H, W, C).
-    out = x[batch_index, :, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2)
+    # One gather over the flattened image plane: it writes the output in its final layout,
+    # where advanced indexing would produce (B, H, W, C) and need a permuted copy.
+    source = (rows.unsqueeze(2) * width + cols.unsqueeze(1)).view(batch, 1, height * width)
+    out = x.reshape(batch, channels, height * width).gather(
+        2, source.expand(batch, channels, height * width)
+    )
+    out = out.view(batch, channels, height, width)
     if reflect:
-        return out.contiguous()
+        return out
     inside = (rows_inside.unsqueeze(2) & cols_inside.unsqueeze(1)).unsqueeze(1)
     if not isinstance(fill, Tensor):
         fill = torch.tensor(0.0 if fill is None else float(fill), device=x.device)
@@ -87,7 +91,7 @@ def translate(
         fill = fill.view(batch, channels, 1, 1)
     elif fill.ndim == 1:
         fill = fill.view(1, channels, 1, 1)
-    return torch.where(inside, out, fill).contiguous()
+    return torch.where(inside, out, fill)
 
 
 def gt_retention(shift: Tensor, image_size: tuple[int, int], mode: str = "foreground") -> Tensor:

@@ -1,0 +1,127 @@
+"""Show what GG does: embedded images under GT and GCut, with retention and attention.
+
+Each row is one query image of the embedded Fashion-MNIST subset: the original, the model's
+attention over the GCut grid as an overlay, the image after G_t and after G_cut, each titled
+with its retention r. The attention comes from a trained model: pass a checkpoint of
+``examples/train_hashing.py`` with ``--checkpoint``, or let the script train the small CNN as a
+classifier for ``--steps`` steps first (about a minute on CPU). An untrained network's
+attention is noise, and showing it would mislead.
+
+    python examples/visualize.py --out results/visualize/gg_examples.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gg_augment import GT, GCut, RetrievalNet, build_backbone
+from gg_augment.data import load_embedded
+
+
+def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
+    """Quick supervised warm-up so the attention means something."""
+    head = nn.Linear(net.head.out_features, int(labels.max()) + 1)
+    params = list(net.parameters()) + list(head.parameters())
+    optimizer = torch.optim.Adam(params, lr=2e-3)
+    generator = torch.Generator().manual_seed(seed)
+    net.train()
+    for step in range(steps):
+        batch = torch.randint(0, images.shape[0], (64,), generator=generator)
+        loss = F.cross_entropy(head(net(images[batch])), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 50 == 0 or step == steps - 1:
+            print(f"  warm-up step {step + 1}/{steps}: cross-entropy {loss.item():.3f}")
+
+
+def save_png_atomic(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, help="a train_hashing.py checkpoint to take the model from")
+    parser.add_argument("--steps", type=int, default=300, help="classifier warm-up steps without --checkpoint")
+    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--grid", type=int, default=8, help="GCut grid side")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("results/visualize/gg_examples.png"))
+    args = parser.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    torch.manual_seed(args.seed)
+    splits = load_embedded()
+    net = RetrievalNet(*build_backbone("small"), code_length=32)
+    if args.checkpoint is not None:
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["model"])
+        print(f"model from {args.checkpoint}")
+    else:
+        print(f"training the small CNN as a classifier for {args.steps} steps to get real attention")
+        train_classifier(net, *splits.train.tensors, steps=args.steps, seed=args.seed)
+    net.eval()
+
+    images, labels = splits.query.tensors
+    # One image per class, the first of each.
+    picks = torch.stack([torch.nonzero(labels == c)[0, 0] for c in range(splits.num_classes)])[: args.rows]
+    x = images[picks]
+    generator = torch.Generator().manual_seed(args.seed)
+    gt = GT(sigma=0.3, fill=0.0, generator=generator)
+    gcut = GCut(net, grid_size=args.grid, sigma=1.0, limit=0.5, generator=generator)
+    attention = gcut.compute_attention(x)
+    gcut_params = gcut.generate_params(attention)
+    x_gt, r_gt = gt(x)
+    x_gcut, r_gcut = gcut(x, params=gcut_params)
+
+    def show(image):
+        return splits.unnormalize(image.unsqueeze(0))[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+    size = x.shape[-1]
+    heat = F.interpolate(attention.unsqueeze(1), size=(size, size), mode="nearest")[:, 0]
+    fig, axes = plt.subplots(len(picks), 4, figsize=(8, 2.1 * len(picks)))
+    for row in range(len(picks)):
+        panels = [
+            (show(x[row]), f"{splits.class_names[int(labels[picks[row]])]}"),
+            (show(x[row]), "attention"),
+            (show(x_gt[row]), f"G_t  r={r_gt[row]:.2f}"),
+            (show(x_gcut[row]), f"G_cut  r={r_gcut[row]:.2f}"),
+        ]
+        for col, (picture, title) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(picture, interpolation="nearest")
+            if col == 1:
+                ax.imshow(heat[row].numpy(), cmap="jet", alpha=0.5, interpolation="nearest")
+            if col == 3:
+                cut_cells = F.interpolate(gcut_params["cut"][row][None, None].float(), size=(size, size), mode="nearest")[0, 0]
+                ax.contour(cut_cells.numpy(), levels=[0.5], colors="red", linewidths=0.8)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.suptitle("GG augmentation on embedded Fashion-MNIST (r = semantic retention)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    save_png_atomic(fig, args.out)
+    print(f"wrote {args.out}")
+    for row in range(len(picks)):
+        print(f"  {splits.class_names[int(labels[picks[row]])]:<12} G_t r={r_gt[row]:.3f}  G_cut r={r_gcut[row]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
