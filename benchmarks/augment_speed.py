@@ -13,11 +13,10 @@ import platform
 from pathlib import Path
 
 import torch
+from _common import median, time_interleaved, write_table
+from naive import gcut_per_sample, gt_canvas_crop_per_sample
 
 from gg_augment import GT, GCut
-
-from _common import median, time_interleaved, write_table  # noqa: I001  (script-local helpers)
-from naive import gcut_per_sample, gt_canvas_crop_per_sample
 
 
 def main() -> None:
