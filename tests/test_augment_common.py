@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gg_augment import GT, GCut
+from gg_augment import GT, GCut, RandomErasingRetention
 
 from .conftest import make_generator
 
@@ -20,6 +20,8 @@ AUGMENTATIONS = {
     "gt-random": lambda **kw: GT(**kw),
     "gt-constant-iou": lambda **kw: GT(fill=0.5, overlap="iou", **kw),
     "gt-reflect": lambda **kw: GT(fill="reflect", sigma=0.2, **kw),
+    "erasing-random": lambda **kw: RandomErasingRetention(fill="random", **{"p": 1.0} | kw),
+    "erasing-constant": lambda **kw: RandomErasingRetention(fill=0.0, scale=(0.1, 0.5), **{"p": 1.0} | kw),
     "gcut-mean": lambda **kw: GCut(grid_size=GRID, **kw),
     "gcut-topk-area": lambda **kw: GCut(grid_size=GRID, select="topk", score="area", **kw),
 }
@@ -128,3 +130,14 @@ def test_bad_images_are_rejected(name, x, error, match):
 def test_bad_probability_is_rejected(name, p):
     with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
         AUGMENTATIONS[name](p=p)
+
+
+def test_erasing_retention_is_the_unerased_share(device):
+    module = RandomErasingRetention(scale=(0.05, 0.6), ratio=(0.2, 5.0), fill=0.0, p=1.0, generator=make_generator(device, 4))
+    x = torch.ones(500, 1, 20, 24, device=device)
+    x_aug, retention = module(x)
+    torch.testing.assert_close(retention, x_aug.flatten(1).mean(1))
+    erased = 1 - retention
+    # Area share follows U(scale) up to the clipping of very elongated boxes and rounding.
+    assert 0.03 <= float(erased.min()) and float(erased.max()) <= 0.65
+    assert abs(float(erased.mean()) - 0.325) < 0.05

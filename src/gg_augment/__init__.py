@@ -14,7 +14,7 @@ from .attention import (
     resnet_extractor,
     vit_extractor,
 )
-from .augment import GT, GCut
+from .augment import GT, GCut, RandomErasingRetention
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
 from .retention import SemanticRetention
@@ -26,6 +26,7 @@ __all__ = [
     "AttentionExtractor",
     "FeatureMapExtractor",
     "GCut",
+    "RandomErasingRetention",
     "RetentionWeightedPairwiseLoss",
     "RetrievalNet",
     "SmallResNet",

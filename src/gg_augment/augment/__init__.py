@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._base import RetentionAugmentation
+from .erasing import RandomErasingRetention
 from .gcut import GCut
 from .gt import GT
 
-__all__ = ["GCut", "GT", "RetentionAugmentation"]
+__all__ = ["GCut", "GT", "RandomErasingRetention", "RetentionAugmentation"]

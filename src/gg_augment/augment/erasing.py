@@ -1,0 +1,106 @@
+"""``RandomErasingRetention``: random erasing that reports the unerased share."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .._checks import check_image_batch, check_range
+from ..functional._sampling import bernoulli_mask, uniform
+from ..functional.erase import erase
+from ._base import RetentionAugmentation
+
+__all__ = ["RandomErasingRetention"]
+
+
+def _interval(value: tuple[float, float], name: str, low: float, high: float) -> tuple[float, float]:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TypeError(f"{name} must be a (min, max) pair; got {value!r}")
+    lo = check_range(value[0], f"{name}[0]", low, high)
+    hi = check_range(value[1], f"{name}[1]", low, high)
+    if lo > hi:
+        raise ValueError(f"{name} must satisfy min <= max; got {value!r}")
+    return lo, hi
+
+
+class RandomErasingRetention(RetentionAugmentation):
+    """Erase one random rectangle per sample (Zhong et al., AAAI 2020); r = unerased share.
+
+    Each sample draws its own area share s ~ U(scale) and log aspect ratio ~ U(log ratio),
+    the rectangle is clipped to the image (no retry loop), and its position is uniform. This
+    is the peer baseline of G_cut: the same "give up part of the image" without attention.
+
+    Args:
+        scale: range of the erased area as a share of the image.
+        ratio: range of the rectangle's aspect ratio (h / w).
+        fill: ``"random"`` (per-pixel N(0, 1), as torchvision's ``value="random"``) or a float.
+        p, generator, validate_args: see :class:`RetentionAugmentation`.
+
+    Shape:
+        - x: (B, C, H, W)
+        - output: (B, C, H, W) and retention (B,) = 1 − erased area / (H·W)
+    """
+
+    def __init__(
+        self,
+        scale: tuple[float, float] = (0.02, 0.33),
+        ratio: tuple[float, float] = (0.3, 3.3),
+        fill: str | float = 0.0,
+        p: float = 0.5,
+        generator: torch.Generator | None = None,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(p=p, generator=generator, validate_args=validate_args)
+        self.scale = _interval(scale, "scale", 0.0, 1.0)
+        self.ratio = _interval(ratio, "ratio", 1e-6, math.inf)
+        if isinstance(fill, str):
+            if fill != "random":
+                raise ValueError(f"fill must be 'random' or a float; got {fill!r}")
+        elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
+            raise TypeError(f"fill must be 'random' or a float; got {fill!r}")
+        self.fill = fill
+
+    def generate_params(
+        self,
+        batch_shape: torch.Size | tuple[int, ...],
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """``boxes`` (B, 4) int64 (y0, x0, y1, x1), empty where not applied; ``applied``;
+        ``noise`` (B, C, H, W) for the random fill."""
+        if len(batch_shape) != 4:
+            raise ValueError(f"batch_shape must be (B, C, H, W); got {tuple(batch_shape)}")
+        batch, _, height, width = (int(s) for s in batch_shape)
+        device = torch.device(device)
+        generator = self._generator_for(device, generator)
+        draws = uniform((batch, 4), device, generator)
+        area = (self.scale[0] + (self.scale[1] - self.scale[0]) * draws[:, 0]) * height * width
+        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(log_lo + (log_hi - log_lo) * draws[:, 1])
+        box_h = torch.sqrt(area * aspect).round().clamp(1, height).long()
+        box_w = torch.sqrt(area / aspect).round().clamp(1, width).long()
+        y0 = (draws[:, 2] * (height - box_h + 1)).floor().long().clamp(max=height - 1)
+        x0 = (draws[:, 3] * (width - box_w + 1)).floor().long().clamp(max=width - 1)
+        applied = bernoulli_mask(self.p, batch, device, generator)
+        box_h, box_w = box_h * applied, box_w * applied
+        params = {"boxes": torch.stack([y0, x0, y0 + box_h, x0 + box_w], dim=1), "applied": applied}
+        if self.fill == "random":
+            params["noise"] = torch.randn((batch, *batch_shape[1:]), device=device, generator=generator)
+        return params
+
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Replay: erase the given boxes (no randomness)."""
+        x = check_image_batch(x)
+        fill = params["noise"] if self.fill == "random" else float(self.fill)
+        return erase(x, params["boxes"], fill)
+
+    def forward(self, x: Tensor, params: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        x = check_image_batch(x)
+        if params is None:
+            params = self.generate_params(x.shape, x.device)
+        return self.apply(x, params)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, ratio={self.ratio}, fill={self.fill!r}, p={self.p}"
