@@ -1,0 +1,95 @@
+"""The example trainers, driven through their command line in-process on tiny real data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import retrieval_training  # noqa: E402
+
+TINY = ["--limit-train", "96", "--limit-query", "40", "--limit-database", "160", "--batch-size", "32", "--no-progress", "--threads", "1"]
+
+
+def _run(mode: str, tmp_path: Path, *extra: str):
+    return retrieval_training.run(mode, "test", ["--out", str(tmp_path), *TINY, *extra])
+
+
+def _checkpoint(tmp_path: Path, tag: str, bits: int = 8, prefix: str = "bits") -> dict:
+    return torch.load(tmp_path / tag / f"{prefix}{bits}" / "checkpoint.pt", weights_only=False)
+
+
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
+    args = ["--augment", "gt", "--epochs", "3", "--code-lengths", "8", "--seed", "3"]
+    straight = _run("hashing", tmp_path / "straight", *args)
+    stopped = _run("hashing", tmp_path / "stopped", *args, "--stop-after", "1")
+    assert stopped == [{"code_length": 8, "stopped_after": 1}]
+    resumed = _run("hashing", tmp_path / "stopped", *args, "--resume")
+    assert resumed[0]["map"] == straight[0]["map"]
+    tag = "embedded-small-gt-seed3"
+    a, b = _checkpoint(tmp_path / "straight", tag), _checkpoint(tmp_path / "stopped", tag)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in ("outputs", "codes", "weight"):
+        assert torch.equal(a["solver"][key], b["solver"][key]), key
+    assert [h.get("loss") for h in a["history"]] == [h.get("loss") for h in b["history"]]
+    lines = (tmp_path / "stopped" / tag / "bits8" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("augment", ["none", "standard", "erasing", "softcrop", "gcut"])
+def test_every_augmentation_trains_and_reports(tmp_path, augment, capsys):
+    results = _run("hashing", tmp_path, "--augment", augment, "--epochs", "1", "--code-lengths", "8")
+    assert 0.0 <= results[0]["map"] <= 1.0
+    assert "| 8 |" in capsys.readouterr().out
+    summary = json.loads((tmp_path / f"embedded-small-{augment}-seed0" / "results.json").read_text())
+    assert summary["split"]["seed"] == 0 and summary["split"]["used"]["train"] == 96
+
+
+def test_no_retention_ablation_weights_are_one(tmp_path):
+    _run("hashing", tmp_path, "--augment", "gt", "--no-retention", "--epochs", "1", "--code-lengths", "8")
+    history = _checkpoint(tmp_path, "embedded-small-gt-noret-seed0")["history"]
+    assert history[-1]["mean_weight"] == 1.0
+
+
+def test_real_valued_reports_recall(tmp_path):
+    results = _run("real", tmp_path, "--augment", "gt", "--epochs", "1", "--code-lengths", "16")
+    assert {"recall@1", "recall@2", "recall@4", "recall@8"} <= set(results[0])
+    assert results[0]["recall@1"] <= results[0]["recall@8"]
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+    args = ["--augment", "none", "--epochs", "2", "--code-lengths", "8"]
+    _run("hashing", tmp_path, *args, "--stop-after", "1")
+    path = tmp_path / "embedded-small-none-seed0" / "bits8" / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="checkpoint .*checkpoint.pt is corrupt or truncated"):
+        _run("hashing", tmp_path, *args, "--resume")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--augment", "mixup"], "argument --augment: invalid choice: 'mixup'"),
+        (["--code-lengths", "0,16"], "code lengths must be integers >= 1"),
+        (["--code-lengths", "-8"], "code lengths must be integers >= 1"),
+        (["--code-lengths", "abc"], "expected comma-separated integers"),
+    ],
+)
+def test_bad_command_lines_are_rejected(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        retrieval_training.run("hashing", "test", argv)
+    assert message in capsys.readouterr().err
+
+
+def test_bad_values_are_rejected():
+    with pytest.raises(SystemExit, match="--epochs must be >= 1"):
+        retrieval_training.run("hashing", "test", ["--epochs", "0"])
+    with pytest.raises(SystemExit, match="--data cifar10 needs --data-root"):
+        retrieval_training.run("hashing", "test", ["--data", "cifar10"])
