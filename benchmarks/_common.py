@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from gg_augment.io import write_atomic
+
+__all__ = ["median", "save_figure", "synchronize", "time_interleaved", "write_atomic", "write_table"]
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -46,23 +48,6 @@ def time_interleaved(
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write via a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_table(out_dir: Path, stem: str, rows: list[dict[str, object]], header: str = "") -> str:

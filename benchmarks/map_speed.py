@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _common import synchronize, write_atomic
 
 from gg_augment.metrics import mean_average_precision
 
@@ -60,27 +59,6 @@ def class_codes(
     flips = torch.rand(num, centres.shape[1], generator=generator) < flip
     codes = centres[labels] * torch.where(flips, -1.0, 1.0)
     return codes, labels
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
