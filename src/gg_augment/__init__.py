@@ -7,6 +7,7 @@ that survived, and :class:`RetentionWeightedPairwiseLoss` softens similarity tar
 from __future__ import annotations
 
 from .attention import (
+    AttentionCache,
     AttentionExtractor,
     FeatureMapExtractor,
     ViTTokenExtractor,
@@ -14,7 +15,7 @@ from .attention import (
     resnet_extractor,
     vit_extractor,
 )
-from .augment import GT, GCut, RandomErasingRetention
+from .augment import GT, GCut, RandomErasingRetention, RandomResizedCropFlip
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
 from .retention import SemanticRetention
@@ -23,10 +24,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GT",
+    "AttentionCache",
     "AttentionExtractor",
     "FeatureMapExtractor",
     "GCut",
     "RandomErasingRetention",
+    "RandomResizedCropFlip",
     "RetentionWeightedPairwiseLoss",
     "RetrievalNet",
     "SmallResNet",

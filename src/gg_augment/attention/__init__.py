@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .cache import AttentionCache
 from .extractors import (
     AttentionExtractor,
     FeatureMapExtractor,
@@ -12,6 +13,7 @@ from .extractors import (
 )
 
 __all__ = [
+    "AttentionCache",
     "AttentionExtractor",
     "FeatureMapExtractor",
     "ViTTokenExtractor",

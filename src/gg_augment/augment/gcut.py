@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,9 @@ from ..attention.extractors import AttentionExtractor, attention_extractor_for
 from ..functional._sampling import bernoulli_mask, truncated_half_normal, uniform
 from ..functional.cut import attention_to_grid, candidate_cells, gcut, gcut_retention
 from ._base import RetentionAugmentation
+
+if TYPE_CHECKING:
+    from ..attention.cache import AttentionCache
 
 __all__ = ["GCut"]
 
@@ -41,7 +45,11 @@ class GCut(RetentionAugmentation):
         - ``"forward"``: exact G_cut. One extra forward pass of ``model`` without gradients, in
           eval mode; the model's mode is restored and the pass stops after the hooked layer.
         - ``"cache"``: approximate G_cut from an :class:`~gg_augment.AttentionCache` filled by
-          the normal training forward pass (no extra pass); needs ``index=`` per call.
+          the normal training forward pass (no extra pass); needs ``index=`` per call, and
+          ``view_boxes=``/``flips=`` when the batch is a crop/flip view (e.g. the output of
+          :class:`~gg_augment.RandomResizedCropFlip`). Given a model (or extractor) and a
+          cache that is not attached yet, GCut attaches the cache to the model's attention
+          layer, so that the next training forward writes back the cells it did not cut.
         - ``"callable"``: ``attention_fn(x) -> (B, h, w)`` non-negative map.
         - ``"argument"``: the map must be passed as ``attention=`` on every call.
         An ``attention=`` passed to ``forward`` always takes precedence.
@@ -55,8 +63,9 @@ class GCut(RetentionAugmentation):
         attention_source: see above; inferred when None.
         attention_fn: callable attention for ``"callable"``.
         cache: the :class:`~gg_augment.AttentionCache` for ``"cache"``.
-        warmup: for ``"cache"``, what to do with never-seen samples: ``"forward"`` (extra pass
-            for those samples only), ``"skip"`` (uncut, r = 1) or ``"random"`` (uniform map).
+        warmup: for ``"cache"``, what to do with samples whose view has no cached value yet:
+            ``"forward"`` (an extra pass for those samples only, whose attention also seeds
+            the cache), ``"skip"`` (uncut, r = 1) or ``"random"`` (a random map).
         grid_size: (gh, gw) of the cut grid.
         select: ``"mean"`` or ``"topk"``; None picks the extractor's default (mean for CNNs,
             top-k for ViTs, mean otherwise).
@@ -88,7 +97,7 @@ class GCut(RetentionAugmentation):
         extractor: AttentionExtractor | None = None,
         attention_source: str | None = None,
         attention_fn: Callable[[Tensor], Tensor] | None = None,
-        cache: object | None = None,
+        cache: AttentionCache | None = None,
         warmup: str = "forward",
         grid_size: int | tuple[int, int] = 12,
         select: str | None = None,
@@ -131,10 +140,16 @@ class GCut(RetentionAugmentation):
                     f"attention_source='cache' needs cache=AttentionCache(...); got {type(cache).__name__}"
                 )
         self.warmup = check_choice(warmup, "warmup", ("forward", "skip", "random"))
-        if self.attention_source == "cache" and self.warmup == "forward":
-            extractor = extractor if extractor is not None else getattr(cache, "extractor", None)
+        if self.attention_source == "cache":
+            if not cache.attached:  # type: ignore[union-attr]
+                if extractor is None:
+                    raise ValueError(
+                        "attention_source='cache' needs the cache attached to the model being trained: "
+                        "pass model= (or extractor=), or call cache.attach(model) first"
+                    )
+                cache.attach(extractor)  # type: ignore[union-attr]
             if extractor is None:
-                raise ValueError("warmup='forward' needs model= or extractor= (or a cache with one)")
+                extractor = cache.extractor  # type: ignore[union-attr]
         self.extractor = extractor
         self.attention_fn = attention_fn
         self.cache = cache
@@ -164,6 +179,7 @@ class GCut(RetentionAugmentation):
         attention: Tensor | None = None,
         index: Tensor | None = None,
         view_boxes: Tensor | None = None,
+        flips: Tensor | None = None,
     ) -> Tensor:
         """The normalised attention grid (B, gh, gw), float32, from the configured source."""
         batch = x.shape[0]
@@ -176,24 +192,39 @@ class GCut(RetentionAugmentation):
         if self.attention_source == "forward":
             return attention_to_grid(self.extractor.extract(x), self.grid_size, logits=True)  # type: ignore[union-attr]
         if self.attention_source == "cache":
-            return self._attention_from_cache(x, index, view_boxes)
+            if index is None:
+                raise ValueError("attention_source='cache' needs index= (dataset indices, shape (B,)); got None")
+            index, view_boxes, flips = self.cache._check_geometry(index, view_boxes, flips, batch)  # type: ignore[union-attr]
+            return self._attention_from_cache(x, index, view_boxes, flips)
         raise ValueError(
             "GCut(attention_source='argument') needs attention= on every call; got attention=None"
         )
 
     def _attention_from_cache(
-        self, x: Tensor, index: Tensor | None, view_boxes: Tensor | None
+        self, x: Tensor, index: Tensor, view_boxes: Tensor | None, flips: Tensor | None
     ) -> Tensor:
-        if index is None:
-            raise ValueError("attention_source='cache' needs index= (dataset indices, shape (B,)); got None")
+        """Cached attention for validated index/geometry; the warm-up policy for unseen views."""
         cache = self.cache
-        grid, seen = cache.read(index, view_boxes, grid_size=self.grid_size)  # type: ignore[union-attr]
+        grid, seen = cache._read(index, view_boxes, flips, self.grid_size)  # type: ignore[union-attr]
+        grid, seen = grid.to(x.device), seen.to(x.device)
         if self.warmup == "forward":
-            # Only the unseen samples pay the extra pass; after the first epoch none do.
-            # This branch syncs on `seen.all()` once per step, a deliberate price for warm-up.
+            # Only the unseen samples pay the extra pass; after the first epoch (almost) none
+            # do. This branch syncs on `seen.all()` once per step, the one deliberate host
+            # synchronisation of the cache path, the price of an exact warm-up.
             if not bool(seen.all()):
-                fresh = attention_to_grid(self.extractor.extract(x), self.grid_size, logits=True)  # type: ignore[union-attr]
-                grid = torch.where(seen.view(-1, 1, 1), grid, fresh)
+                unseen = torch.nonzero(~seen).squeeze(1)
+                logits = self.extractor.extract(x.index_select(0, unseen))  # type: ignore[union-attr]
+                fresh = attention_to_grid(logits, self.grid_size, logits=True)
+                grid = grid.index_copy(0, unseen, fresh)
+                # The pass is paid for: seed the cache with the full map of the view, so the
+                # cells cut below (not observed by the training forward) are known next time.
+                cache._write(  # type: ignore[union-attr]
+                    index.index_select(0, unseen.to(index.device)),
+                    logits,
+                    None if view_boxes is None else view_boxes.index_select(0, unseen.to(view_boxes.device)),
+                    None if flips is None else flips.index_select(0, unseen.to(flips.device)),
+                    None,
+                )
         elif self.warmup == "random":
             random_grid = uniform((x.shape[0], *self.grid_size), x.device, self._generator_for(x.device, None))
             random_grid = random_grid / random_grid.sum(dim=(1, 2), keepdim=True)
@@ -268,6 +299,8 @@ class GCut(RetentionAugmentation):
         index: Tensor | None = None,
         view_boxes: Tensor | None = None,
         params: dict[str, Tensor] | None = None,
+        *,
+        flips: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Cut and score a batch.
 
@@ -276,21 +309,30 @@ class GCut(RetentionAugmentation):
             attention: a non-negative map that overrides the configured source.
             index: dataset indices of the samples (the cache's keys).
             view_boxes: per-sample crop boxes (y0, x0, y1, x1) in [0, 1] of the original
-                image, for the cache's geometry alignment.
+                image, for the cache's geometry alignment; None = the whole image.
             params: replay a previous draw instead of sampling.
+            flips: per-sample left–right flips applied after the crop; None = no flips.
 
         Shape:
-            - x: (B, C, H, W); attention: (B, h, w); index: (B,); view_boxes: (B, 4)
+            - x: (B, C, H, W); attention: (B, h, w); index: (B,); view_boxes: (B, 4);
+              flips: (B,) bool
             - output: (B, C, H, W) and retention (B,)
         """
         x = check_image_batch(x)
+        uses_cache = self.attention_source == "cache" and index is not None
+        if uses_cache:
+            # Validate once; the cache's read and expect below reuse the checked tensors.
+            index, view_boxes, flips = self.cache._check_geometry(index, view_boxes, flips, x.shape[0])  # type: ignore[union-attr]
         if params is None:
-            grid = self.compute_attention(x, attention, index, view_boxes)
+            if uses_cache and attention is None:
+                grid = self._attention_from_cache(x, index, view_boxes, flips)  # type: ignore[arg-type]
+            else:
+                grid = self.compute_attention(x, attention, index, view_boxes, flips)
             params = self.generate_params(grid)
         x_aug, retention = self.apply(x, params)
-        if self.attention_source == "cache" and index is not None:
+        if uses_cache:
             # The training forward pass that follows observes every cell that was not cut.
-            self.cache.expect(index, view_boxes, observed=~params["cut"])  # type: ignore[union-attr]
+            self.cache._set_pending(index, view_boxes, flips, ~params["cut"])  # type: ignore[union-attr]
         return x_aug, retention
 
     def extra_repr(self) -> str:

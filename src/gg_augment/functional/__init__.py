@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .cut import attention_to_grid, candidate_cells, gcut, gcut_retention, upsample_cells
 from .erase import erase
+from .geometry import resized_crop_flip, warp_to_original, warp_to_view
 from .translate import gt, gt_retention, translate
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "gcut_retention",
     "gt",
     "gt_retention",
+    "resized_crop_flip",
     "translate",
     "upsample_cells",
+    "warp_to_original",
+    "warp_to_view",
 ]
