@@ -265,7 +265,9 @@ class AttentionCache(nn.Module):
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         index = check_tensor(index, "index")
         if batch_size is None:
-            batch_size = index.shape[0] if index.ndim == 1 else -1
+            if index.ndim != 1:
+                raise ValueError(f"index must have shape (B,); got {tuple(index.shape)}")
+            batch_size = index.shape[0]
         if self.validate_args:
             index = check_index(index, batch_size, self.num_samples)
         elif index.ndim != 1 or index.shape[0] != batch_size:
