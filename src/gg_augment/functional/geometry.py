@@ -80,13 +80,34 @@ def _original_to_view_theta(
     return theta
 
 
-def _sample(maps: Tensor, theta: Tensor, out_size: tuple[int, int], mode: str) -> tuple[Tensor, Tensor]:
+def _axis_aligned_grid(theta: Tensor, out_size: tuple[int, int]) -> Tensor:
+    """``F.affine_grid(theta, ..., align_corners=False)`` for theta without rotation or shear.
+
+    Built by broadcasting instead of a batched matmul: for the small grids of attention maps
+    the bmm inside affine_grid costs more than everything else in the warp.
+    """
+    height, width = out_size
+    device = theta.device
+    xs = (torch.arange(width, device=device, dtype=theta.dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=device, dtype=theta.dtype) * 2 + 1) / height - 1
+    grid_x = theta[:, 0, 0].view(-1, 1, 1) * xs.view(1, 1, width) + theta[:, 0, 2].view(-1, 1, 1)
+    grid_y = theta[:, 1, 1].view(-1, 1, 1) * ys.view(1, height, 1) + theta[:, 1, 2].view(-1, 1, 1)
+    batch = theta.shape[0]
+    return torch.stack([grid_x.expand(batch, height, width), grid_y.expand(batch, height, width)], dim=-1)
+
+
+def _sample(
+    maps: Tensor, theta: Tensor, out_size: tuple[int, int], mode: str, use_affine_grid: bool = True
+) -> tuple[Tensor, Tensor]:
     """grid_sample of a (B, C, h, w) batch on the grid of ``theta``; also returns that grid."""
     batch, channels = maps.shape[0], maps.shape[1]
     if batch == 0:  # affine_grid refuses an empty batch
         empty = maps.new_zeros(0, channels, *out_size)
         return empty, maps.new_zeros(0, *out_size, 2, dtype=torch.float32)
-    grid = F.affine_grid(theta, [batch, channels, *out_size], align_corners=False)
+    if use_affine_grid:
+        grid = F.affine_grid(theta, [batch, channels, *out_size], align_corners=False)
+    else:
+        grid = _axis_aligned_grid(theta, out_size)
     compute_dtype = maps.dtype if maps.is_floating_point() else torch.float32
     sampled = F.grid_sample(
         maps.to(compute_dtype),
@@ -168,7 +189,7 @@ def warp_to_view(
     maps4, squeeze = _as_channels(maps)
     out_size = tuple(out_size) if out_size is not None else (maps4.shape[2], maps4.shape[3])
     theta = _view_to_original_theta(view_boxes, flips, maps4.shape[0], maps4.device)
-    sampled, _ = _sample(maps4.float(), theta, out_size, mode)  # type: ignore[arg-type]
+    sampled, _ = _sample(maps4.float(), theta, out_size, mode, use_affine_grid=False)  # type: ignore[arg-type]
     return sampled.squeeze(1) if squeeze else sampled
 
 
@@ -195,7 +216,7 @@ def warp_to_original(
     maps4, squeeze = _as_channels(maps)
     out_size = tuple(out_size) if out_size is not None else (maps4.shape[2], maps4.shape[3])
     theta = _original_to_view_theta(view_boxes, flips, maps4.shape[0], maps4.device)
-    sampled, grid = _sample(maps4.float(), theta, out_size, mode)  # type: ignore[arg-type]
+    sampled, grid = _sample(maps4.float(), theta, out_size, mode, use_affine_grid=False)  # type: ignore[arg-type]
     # A small slack keeps cells whose centre lies on the view's edge (rounding of the grid).
     valid = (grid.abs() <= 1.0 + 1e-5).all(dim=-1)
     return (sampled.squeeze(1) if squeeze else sampled), valid
