@@ -5,7 +5,7 @@ objective, where the pairwise similarity targets are softened by each augmented 
 semantic retention. Prints an mAP table per code length; writes checkpoints, JSON lines and
 the table under --out.
 
-    python examples/train_hashing.py                                   # embedded data, CPU, 32 bits, G_t
+    python examples/train_hashing.py                                   # embedded data, CPU, 32 bits, exact G_cut
     python examples/train_hashing.py --augment gcut --code-lengths 16,32,48,64
     python examples/train_hashing.py --augment gcut --no-retention    # ablation: weight 1
     python examples/train_hashing.py --resume                          # continue a stopped run

@@ -74,7 +74,9 @@ class RetentionWeightedPairwiseLoss(nn.Module):
 
     - **bank mode** (``bank=`` given, e.g. DSDH's U of the latest outputs of all N training
       samples): every batch sample i against every bank row j, s̃_ij = w_i·s_ij, where w_i is
-      the weight of the augmented batch sample (the authors' rule);
+      the weight of the augmented batch sample (the authors' rule). Gradients reach the bank
+      only where it requires grad: a buffer is a constant, while a bank whose batch rows are
+      the live outputs (``U.index_put((index,), outputs)``) makes in-batch pairs two-sided;
     - **in-batch mode**: all ordered pairs i ≠ j, s̃_ij = w_i·w_j·s_ij (``combine="product"``)
       or min(w_i, w_j)·s_ij (``combine="min"``).
 
@@ -181,7 +183,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         bank_labels = check_labels(bank_labels, bank.shape[0], "bank_labels")
         if bank.shape[0] == 0 or outputs.shape[0] == 0:
             return outputs.sum() * 0.0
-        scores = pair_scores(outputs, bank.detach(), self.similarity, self.scale)
+        scores = pair_scores(outputs, bank, self.similarity, self.scale)
         targets = label_similarity(labels, bank_labels) * weights.unsqueeze(1)
         return pairwise_likelihood(scores, targets).mean()
 
