@@ -172,3 +172,12 @@ def test_replay_params_of_wrong_batch_are_rejected():
     params = module.generate_params((4, 3, 8, 8))
     with pytest.raises(ValueError, match=r"params\['shift'\] must have shape \(3, 2\)"):
         module(torch.randn(3, 3, 8, 8), params=params)
+
+
+def test_gradients_flow_through_the_translation():
+    x = torch.randn(2, 1, 5, 5, requires_grad=True)
+    out = translate(x, torch.tensor([[1, 0], [0, -2]]), fill=0.0)
+    out.sum().backward()
+    # Every source pixel that stays visible receives gradient 1, the rest 0.
+    assert x.grad[0, 0, :4].eq(1).all() and x.grad[0, 0, 4].eq(0).all()
+    assert x.grad[1, 0, :, 2:].eq(1).all() and x.grad[1, 0, :, :2].eq(0).all()

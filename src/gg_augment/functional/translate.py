@@ -74,13 +74,11 @@ def translate(
     shift = shift.to(device=x.device, dtype=torch.long)
     rows, rows_inside = _source_index(height, shift[:, 0], reflect)
     cols, cols_inside = _source_index(width, shift[:, 1], reflect)
-    # One gather over the flattened image plane: it writes the output in its final layout,
-    # where advanced indexing would produce (B, H, W, C) and need a permuted copy.
-    source = (rows.unsqueeze(2) * width + cols.unsqueeze(1)).view(batch, 1, height * width)
-    out = x.reshape(batch, channels, height * width).gather(
-        2, source.expand(batch, channels, height * width)
-    )
-    out = out.view(batch, channels, height, width)
+    # Translation is separable: gather rows, then columns, each with a broadcast (stride-0)
+    # index, so no per-pixel index tensor is ever built. Measured faster on CPU than one
+    # gather over the flattened plane with a materialised (B, H·W) index.
+    out = x.gather(2, rows.view(batch, 1, height, 1).expand(batch, channels, height, width))
+    out = out.gather(3, cols.view(batch, 1, 1, width).expand(batch, channels, height, width))
     if reflect:
         return out
     inside = (rows_inside.unsqueeze(2) & cols_inside.unsqueeze(1)).unsqueeze(1)
@@ -91,7 +89,10 @@ def translate(
         fill = fill.view(batch, channels, 1, 1)
     elif fill.ndim == 1:
         fill = fill.view(1, channels, 1, 1)
-    return torch.where(inside, out, fill)
+    if out.requires_grad:  # out= does not record autograd history
+        return torch.where(inside, out, fill)
+    # In place into the gather's fresh buffer: one allocation fewer per call.
+    return torch.where(inside, out, fill, out=out)
 
 
 def gt_retention(shift: Tensor, image_size: tuple[int, int], mode: str = "foreground") -> Tensor:
