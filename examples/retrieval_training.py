@@ -91,7 +91,16 @@ def build_parser(description: str, mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     parser.add_argument("--data", choices=("embedded", "cifar10", "imagelist"), default="embedded")
     parser.add_argument("--data-root", type=Path, help="folder of cifar-10-batches-py or of the image list files")
-    parser.add_argument("--imagelist-preset", choices=("nus-wide-21", "imagenet-100", "coco"), default="nus-wide-21")
+    parser.add_argument(
+        "--imagelist-preset", choices=("auto", "nus-wide-21", "imagenet-100", "coco"), default="auto",
+        help="image-list label count to check (auto: take it from the lists)",
+    )
+    parser.add_argument("--num-query", type=int, default=1000, help="CIFAR-10 queries (100 per class by default)")
+    parser.add_argument("--num-train", type=int, default=5000, help="CIFAR-10 training images")
+    parser.add_argument(
+        "--database", choices=("rest", "all"), default="rest",
+        help="CIFAR-10 database: the rest, or all but the queries",
+    )
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--arch", choices=("small", "resnet18", "resnet50", "vit_b_16"), default="small")
     parser.add_argument("--pretrained", action="store_true", help="torchvision ImageNet weights (needs them cached)")
@@ -173,12 +182,15 @@ def load_splits(args: argparse.Namespace):
     if args.data == "embedded":
         splits = data.load_embedded(image_size=args.image_size)
     elif args.data == "cifar10":
-        splits = data.load_cifar10(args.data_root)
+        splits = data.load_cifar10(
+            args.data_root, num_query=args.num_query, num_train=args.num_train, database=args.database, seed=args.seed
+        )
     else:
         root = args.data_root
         splits = data.load_imagelist(
             root, root / "train.txt", root / "query.txt", root / "database.txt",
-            preset=args.imagelist_preset, image_size=args.image_size,
+            preset=None if args.imagelist_preset == "auto" else args.imagelist_preset,
+            image_size=args.image_size,
         )
     return splits
 

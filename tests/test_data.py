@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from gg_augment.data import (
@@ -28,19 +27,14 @@ from gg_augment.data import (
     split_class_balanced,
 )
 
+from .conftest import write_cifar_batch, write_image_list
+
 SPLITS = ("query", "train", "database")
 
 
 @pytest.fixture(scope="module")
 def embedded() -> RetrievalSplits:
     return load_embedded()
-
-
-@pytest.fixture(scope="module")
-def raw_arrays() -> dict[str, np.ndarray]:
-    """The arrays of the shipped npz, untouched, for building fixtures and broken copies."""
-    with np.load(embedded_path(), allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 # --------------------------------------------------------------------------- embedded
@@ -267,42 +261,6 @@ def test_split_class_balanced_errors(labels, counts, kwargs, error, match) -> No
 
 # --------------------------------------------------------------------------- CIFAR-10
 
-CIFAR_PER_CLASS = 12  # per class over the whole pool: 120 images in six batches of 20
-
-
-def _write_batch(
-    path: Path, data: np.ndarray, labels: list[int], protocol: int = 2, legacy: bool = False
-) -> None:
-    payload = pickle.dumps({b"batch_label": b"test", b"data": data, b"labels": labels}, protocol)
-    if legacy:
-        # Real CIFAR files were pickled under NumPy 1.x, which named the numpy.core module.
-        assert protocol == 2 and b"numpy._core.multiarray\n" in payload
-        payload = payload.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
-    path.write_bytes(payload)
-
-
-@pytest.fixture
-def cifar_root(tmp_path: Path, raw_arrays) -> tuple[Path, np.ndarray, np.ndarray]:
-    """A CIFAR-10 folder in the real format, built from embedded images (grey -> RGB, 32 px)."""
-    labels_all = raw_arrays["labels"].astype(np.int64)
-    chosen = np.concatenate([np.flatnonzero(labels_all == c)[:CIFAR_PER_CLASS] for c in range(10)])
-    chosen = chosen[np.random.default_rng(0).permutation(len(chosen))]
-    grey = np.pad(raw_arrays["images"][chosen], ((0, 0), (2, 2), (2, 2)))  # 28 -> 32
-    rgb = np.stack([grey, 255 - grey, grey // 2], axis=1)  # distinct channels
-    data = rgb.reshape(len(chosen), -1).astype(np.uint8)
-    labels = labels_all[chosen]
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for i, name in enumerate(names):
-        rows = slice(20 * i, 20 * (i + 1))
-        # Mix protocols: real files are protocol 2; users may re-save with newer ones.
-        _write_batch(
-            folder / name, data[rows], labels[rows].tolist(), protocol=2 + i % 4, legacy=i == 4
-        )
-    return tmp_path, data, labels
-
-
 @pytest.mark.filterwarnings("error::DeprecationWarning")
 def test_cifar10_loads_balanced_split(cifar_root) -> None:
     root, data, labels = cifar_root
@@ -355,11 +313,11 @@ def test_cifar10_corrupt_batch(cifar_root, damage: str, match: str) -> None:
     elif damage == "missing_key":
         path.write_bytes(pickle.dumps({b"data": rows}))
     elif damage == "wrong_width":
-        _write_batch(path, rows[:, :100], batch_labels)
+        write_cifar_batch(path, rows[:, :100], batch_labels)
     elif damage == "label_count":
-        _write_batch(path, rows, batch_labels[:-1])
+        write_cifar_batch(path, rows, batch_labels[:-1])
     elif damage == "label_range":
-        _write_batch(path, rows, [10] * 20)
+        write_cifar_batch(path, rows, [10] * 20)
     elif damage == "foreign_global":
         path.write_bytes(pickle.dumps({b"data": rows, b"labels": Path("x")}))
     with pytest.raises(ValueError, match=match) as info:
@@ -392,29 +350,6 @@ def test_cifar10_too_many_per_class(cifar_root) -> None:
 # --------------------------------------------------------------------------- image lists
 
 
-def _write_list(path: Path, lines: list[str]) -> Path:
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
-def image_list_root(tmp_path: Path, raw_arrays) -> tuple[Path, np.ndarray, np.ndarray]:
-    """PNG files of embedded images with 5-label multi-hot vectors, plus three list files."""
-    images = raw_arrays["images"][:24]
-    labels = np.zeros((24, 5), dtype=np.int64)
-    labels[np.arange(24), raw_arrays["labels"][:24] % 5] = 1
-    labels[::3, 4] = 1  # some samples carry a second label
-    (tmp_path / "img").mkdir()
-    lines = []
-    for i, (image, label) in enumerate(zip(images, labels)):
-        Image.fromarray(image, mode="L").save(tmp_path / "img" / f"{i:03d}.png")
-        lines.append(f"img/{i:03d}.png " + " ".join(str(v) for v in label))
-    _write_list(tmp_path / "train.txt", lines[:12])
-    _write_list(tmp_path / "test.txt", lines[12:16])
-    _write_list(tmp_path / "database.txt", lines[16:])
-    return tmp_path, images, labels
-
-
 def test_imagelist_loads_images_and_labels(image_list_root) -> None:
     root, images, labels = image_list_root
     splits = load_imagelist(
@@ -445,7 +380,7 @@ def test_imagelist_resize_normalise_and_transform(image_list_root) -> None:
 
 
 def test_imagelist_accepts_float_labels_and_blank_lines(tmp_path: Path) -> None:
-    path = _write_list(tmp_path / "list.txt", ["a.png 1.0 0.0", "", "b.png 0 1"])
+    path = write_image_list(tmp_path / "list.txt", ["a.png 1.0 0.0", "", "b.png 0 1"])
     dataset = ImageListDataset(path)
     assert len(dataset) == 2 and dataset.labels.tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
@@ -464,7 +399,7 @@ def test_imagelist_accepts_float_labels_and_blank_lines(tmp_path: Path) -> None:
     ],
 )
 def test_imagelist_bad_lines(tmp_path: Path, lines: list[str], match: str) -> None:
-    path = _write_list(tmp_path / "list.txt", lines)
+    path = write_image_list(tmp_path / "list.txt", lines)
     with pytest.raises(ValueError, match=match):
         ImageListDataset(path)
 
@@ -479,7 +414,7 @@ def test_imagelist_label_count_must_match_preset(image_list_root) -> None:
     with pytest.raises(ValueError, match="preset must be one of"):
         load_imagelist(root, "train.txt", "test.txt", "database.txt", preset="nus-wide")
     # Without a preset the training list fixes the count for the other two lists.
-    _write_list(root / "query6.txt", ["img/000.png 0 1 0 0 0 1"])
+    write_image_list(root / "query6.txt", ["img/000.png 0 1 0 0 0 1"])
     with pytest.raises(ValueError, match="expected 5 labels per line; got 6"):
         load_imagelist(root, "train.txt", "query6.txt", "database.txt")
 

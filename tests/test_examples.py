@@ -93,3 +93,44 @@ def test_bad_values_are_rejected():
         retrieval_training.run("hashing", "test", ["--epochs", "0"])
     with pytest.raises(SystemExit, match="--data cifar10 needs --data-root"):
         retrieval_training.run("hashing", "test", ["--data", "cifar10"])
+
+
+def test_trains_on_a_cifar10_folder(tmp_path, cifar_root):
+    root, _, _ = cifar_root
+    results = retrieval_training.run(
+        "hashing", "test",
+        ["--data", "cifar10", "--data-root", str(root), "--num-query", "20", "--num-train", "50",
+         "--augment", "gcut", "--epochs", "1", "--code-lengths", "8", "--batch-size", "16",
+         "--out", str(tmp_path / "out"), "--no-progress"],
+    )
+    summary = json.loads((tmp_path / "out" / "cifar10-small-gcut-seed0" / "results.json").read_text())
+    assert summary["split"]["used"] == {"train": 50, "query": 20, "database": 50}
+    assert 0.0 <= results[0]["map"] <= 1.0
+
+
+def test_trains_on_a_multi_label_image_list(tmp_path, image_list_root):
+    root, _, _ = image_list_root
+    (root / "query.txt").write_text((root / "test.txt").read_text())
+    results = retrieval_training.run(
+        "real", "test",
+        ["--data", "imagelist", "--data-root", str(root), "--image-size", "32", "--augment", "gcut-approx",
+         "--epochs", "2", "--code-lengths", "8", "--batch-size", "6", "--out", str(tmp_path / "out"), "--no-progress"],
+    )
+    assert 0.0 <= results[0]["map"] <= 1.0
+
+
+def test_approximate_gcut_resumes_bit_identically_with_its_cache(tmp_path):
+    args = ["--augment", "gcut-approx", "--epochs", "3", "--code-lengths", "8"]
+    straight = _run("hashing", tmp_path / "straight", *args)
+    _run("hashing", tmp_path / "stopped", *args, "--stop-after", "2")
+    resumed = _run("hashing", tmp_path / "stopped", *args, "--resume")
+    assert resumed[0]["map"] == straight[0]["map"]
+    tag = "embedded-small-gcut-approx-seed0"
+    a, b = _checkpoint(tmp_path / "straight", tag), _checkpoint(tmp_path / "stopped", tag)
+    cache_a, cache_b = a["augmenter"]["cache"], b["augmenter"]["cache"]
+    assert cache_a.keys() == cache_b.keys() and len(cache_a) >= 2
+    for key in cache_a:  # never-observed cells hold NaN, which equal() would call different
+        torch.testing.assert_close(cache_a[key], cache_b[key], rtol=0, atol=0, equal_nan=True)
+    assert bool(cache_a["seen"].all())  # every training sample was observed
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
