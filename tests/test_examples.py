@@ -134,3 +134,19 @@ def test_approximate_gcut_resumes_bit_identically_with_its_cache(tmp_path):
     assert bool(cache_a["seen"].all())  # every training sample was observed
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_runs_under_torchrun_with_two_gloo_ranks(tmp_path):
+    import subprocess
+
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        str(EXAMPLES / "train_hashing.py"), "--augment", "gcut-approx", "--epochs", "2", "--code-lengths", "8",
+        *TINY, "--out", str(tmp_path),
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    summary = json.loads((tmp_path / "embedded-small-gcut-approx-seed0" / "results.json").read_text())
+    assert 0.0 <= summary["results"][0]["map"] <= 1.0
+    # One report, from rank 0 only.
+    assert finished.stdout.count("| bits |") == 1
