@@ -119,7 +119,7 @@ def test_warps_between_view_and_original(device):
 def test_errors(device):
     with pytest.raises(ValueError, match=r"scale\[0\] must lie in"):
         RandomResizedCropFlip(8, scale=(0.0, 1.0))
-    with pytest.raises(ValueError, match="scale must satisfy low <= high"):
+    with pytest.raises(ValueError, match="scale must satisfy min <= max"):
         RandomResizedCropFlip(8, scale=(0.9, 0.5))
     with pytest.raises(ValueError, match=r"ratio\[0\] must lie in"):
         RandomResizedCropFlip(8, ratio=(-1.0, 2.0))

@@ -19,6 +19,8 @@ __all__ = [
     "check_attention",
     "check_choice",
     "check_finite",
+    "check_generator",
+    "check_interval",
     "check_floating",
     "check_image_batch",
     "check_index",
@@ -183,6 +185,36 @@ def check_range(
         hb = "]" if high_inclusive else ")"
         raise ValueError(f"{name} must lie in {lb}{low:g}, {high:g}{hb}; got {value!r}")
     return v
+
+
+def check_interval(
+    value: object, name: str, low: float, high: float, *, low_inclusive: bool = True
+) -> tuple[float, float]:
+    """A (min, max) pair with low <= min <= max <= high."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (min, max); got {value!r}")
+    lo = check_range(value[0], f"{name}[0]", low, high, low_inclusive=low_inclusive)
+    hi = check_range(value[1], f"{name}[1]", low, high, low_inclusive=low_inclusive)
+    if lo > hi:
+        raise ValueError(f"{name} must satisfy min <= max; got {tuple(value)}")
+    return lo, hi
+
+
+def check_generator(
+    generator: object, device: torch.device | str, name: str = "generator"
+) -> torch.Generator | None:
+    """None, or a torch.Generator on the same device type as the input."""
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None; got {type(generator).__name__}")
+    device = torch.device(device)
+    if torch.device(generator.device).type != device.type:
+        raise ValueError(
+            f"{name} must live on the input's device: expected {device.type}; "
+            f"got a generator on {generator.device}"
+        )
+    return generator
 
 
 def check_positive(value: object, name: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_range
+from .._checks import check_generator, check_range
 
 
 class RetentionAugmentation(nn.Module):
@@ -36,10 +36,4 @@ class RetentionAugmentation(nn.Module):
     def _generator_for(
         self, device: torch.device, generator: torch.Generator | None
     ) -> torch.Generator | None:
-        generator = generator if generator is not None else self.generator
-        if generator is not None and torch.device(generator.device).type != torch.device(device).type:
-            raise ValueError(
-                f"generator must live on the input's device: expected {torch.device(device).type}; "
-                f"got a generator on {generator.device}"
-            )
-        return generator
+        return check_generator(generator if generator is not None else self.generator, device)

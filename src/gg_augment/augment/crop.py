@@ -13,7 +13,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_image_batch, check_range, check_view_boxes, pair
+from .._checks import (
+    check_choice,
+    check_generator,
+    check_image_batch,
+    check_interval,
+    check_range,
+    check_view_boxes,
+    pair,
+)
 from ..functional._sampling import uniform
 from ..functional.geometry import resized_crop_flip
 
@@ -86,32 +94,16 @@ class RandomResizedCropFlip(nn.Module):
     ) -> None:
         super().__init__()
         self.size = pair(size, "size")
-        self.scale = self._interval(scale, "scale", 0.0, 1.0)
-        self.ratio = self._interval(ratio, "ratio", 0.0, math.inf)
+        self.scale = check_interval(scale, "scale", 0.0, 1.0, low_inclusive=False)
+        self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
         self.flip_p = check_range(flip_p, "flip_p", 0.0, 1.0)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
         self.generator = generator
         self.mode = check_choice(mode, "mode", ("bilinear", "nearest"))
 
-    @staticmethod
-    def _interval(value: object, name: str, low: float, high: float) -> tuple[float, float]:
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{name} must be a pair (low, high); got {value!r}")
-        lo = check_range(value[0], f"{name}[0]", low, high, low_inclusive=False)
-        hi = check_range(value[1], f"{name}[1]", low, high, low_inclusive=False)
-        if lo > hi:
-            raise ValueError(f"{name} must satisfy low <= high; got {tuple(value)}")
-        return lo, hi
-
     def _generator_for(self, device: torch.device, generator: torch.Generator | None) -> torch.Generator | None:
-        generator = generator if generator is not None else self.generator
-        if generator is not None and torch.device(generator.device).type != device.type:
-            raise ValueError(
-                f"generator must live on the input's device: expected {device.type}; "
-                f"got a generator on {generator.device}"
-            )
-        return generator
+        return check_generator(generator if generator is not None else self.generator, device)
 
     def generate_params(
         self,

@@ -7,22 +7,12 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import check_image_batch, check_range
+from .._checks import check_image_batch, check_interval
 from ..functional._sampling import bernoulli_mask, uniform
 from ..functional.erase import erase
 from ._base import RetentionAugmentation
 
 __all__ = ["RandomErasingRetention"]
-
-
-def _interval(value: tuple[float, float], name: str, low: float, high: float) -> tuple[float, float]:
-    if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise TypeError(f"{name} must be a (min, max) pair; got {value!r}")
-    lo = check_range(value[0], f"{name}[0]", low, high)
-    hi = check_range(value[1], f"{name}[1]", low, high)
-    if lo > hi:
-        raise ValueError(f"{name} must satisfy min <= max; got {value!r}")
-    return lo, hi
 
 
 class RandomErasingRetention(RetentionAugmentation):
@@ -53,8 +43,8 @@ class RandomErasingRetention(RetentionAugmentation):
         validate_args: bool = True,
     ) -> None:
         super().__init__(p=p, generator=generator, validate_args=validate_args)
-        self.scale = _interval(scale, "scale", 0.0, 1.0)
-        self.ratio = _interval(ratio, "ratio", 1e-6, math.inf)
+        self.scale = check_interval(scale, "scale", 0.0, 1.0)
+        self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
         if isinstance(fill, str):
             if fill != "random":
                 raise ValueError(f"fill must be 'random' or a float; got {fill!r}")
