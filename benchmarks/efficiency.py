@@ -44,6 +44,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from naive import gcut_per_sample, gt_canvas_crop_per_sample
 from torch import Tensor, nn
 
 from gg_augment import (
@@ -195,49 +196,6 @@ def warm_up(variant: Variant, images: Tensor, labels: Tensor, loss_fn: nn.Module
 def build_base_model(cfg: argparse.Namespace) -> nn.Module:
     torch.manual_seed(cfg.seed)
     return RetrievalNet(*build_backbone(cfg.arch), cfg.code_length)
-
-
-# -- naive per-sample baselines -----------------------------------------------------------
-
-
-def gcut_mask_per_sample(x: Tensor, attention: Tensor, grid: int, sigma: float = 0.5, limit: float = 0.5) -> tuple[Tensor, Tensor]:
-    """G_cut the way a per-sample implementation does it: one Python iteration per image."""
-    outputs, retentions = [], []
-    cells = grid * grid
-    height, width = x.shape[2], x.shape[3]
-    for image, grid_attention in zip(x, attention):
-        flat = grid_attention.flatten()
-        candidates = torch.nonzero(flat > 1.0 / cells).flatten()
-        m = candidates.numel()
-        if m == 0:
-            outputs.append(image)
-            retentions.append(torch.ones((), device=x.device))
-            continue
-        max_cut = math.floor(limit * m)
-        n = max_cut + 1
-        while n > max_cut:  # the per-sample code draws |z| until it fits
-            n = math.floor(abs(torch.randn(()).item()) * sigma * m)
-        chosen = candidates[torch.randperm(m, device=x.device)[:n]]
-        mask = torch.zeros(cells, dtype=torch.bool, device=x.device)
-        mask[chosen] = True
-        pixel_mask = F.interpolate(mask.view(1, 1, grid, grid).float(), size=(height, width), mode="nearest")[0] > 0.5
-        outputs.append(image.masked_fill(pixel_mask, 0.0))
-        retentions.append(1.0 - flat[chosen].sum())
-    return torch.stack(outputs), torch.stack(retentions)
-
-
-def gt_canvas_crop_per_sample(x: Tensor, sigma: float = 0.3) -> tuple[Tensor, Tensor]:
-    """G_t as a Dataset does it: paste each image on a random-colour canvas, crop at an offset."""
-    outputs, retentions = [], []
-    channels, height, width = x.shape[1:]
-    for image in x:
-        dy = int(max(-height, min(height, round(float(torch.randn(())) * sigma * height))))
-        dx = int(max(-width, min(width, round(float(torch.randn(())) * sigma * width))))
-        canvas = torch.randn(channels, 1, 1, device=x.device).expand(channels, 3 * height, 3 * width).clone()
-        canvas[:, height : 2 * height, width : 2 * width] = image
-        outputs.append(canvas[:, height - dy : 2 * height - dy, width - dx : 2 * width - dx])
-        retentions.append((height - abs(dy)) * (width - abs(dx)) / (height * width))
-    return torch.stack(outputs), torch.tensor(retentions, device=x.device)
 
 
 # -- measurement helpers ------------------------------------------------------------------
@@ -440,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     translator = GT(sigma=0.3, generator=torch.Generator(device).manual_seed(cfg.seed))
     micro: dict[str, object] = {
         "gcut-mask batched": lambda: cutter.apply(x_batch, cutter.generate_params(attention)),
-        "gcut-mask per-sample loop": lambda: gcut_mask_per_sample(x_batch, attention, cfg.grid),
+        "gcut-mask per-sample loop": lambda: gcut_per_sample(x_batch, attention, (cfg.grid, cfg.grid)),
         "gt batched": lambda: translator(x_batch),
         "gt per-sample canvas crop": lambda: gt_canvas_crop_per_sample(x_batch),
     }
