@@ -38,7 +38,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import gg_augment
 from gg_augment import (
     GT,
     GCut,
@@ -107,6 +106,10 @@ def build_parser(description: str, mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=None, help="mAP@K; default: the whole database")
     parser.add_argument("--gt-sigma", type=float, default=0.3, help="G_t offset std as a fraction of the side")
     parser.add_argument("--crop-scale", type=float, default=0.64, help="smallest area share of the random resized crop")
+    parser.add_argument(
+        "--attention-layer", default=None,
+        help="layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)",
+    )
     parser.add_argument("--gcut-grid", type=int, default=8, help="G_cut grid side")
     parser.add_argument("--cache-momentum", type=float, default=0.5, help="EMA momentum of the approximate G_cut cache")
     parser.add_argument("--out", type=Path, default=Path("runs") / mode)
@@ -246,12 +249,15 @@ class Augmenter:
         elif method == "gt":
             self.module = GT(sigma=args.gt_sigma, fill="random", generator=generator)
         elif method == "gcut":
-            self.module = GCut(model, grid_size=grid, generator=generator)
+            self.module = GCut(model, layer=args.attention_layer, grid_size=grid, generator=generator)
         elif method == "gcut-approx":
             from gg_augment import AttentionCache
 
             self.cache = AttentionCache(num_train, grid_size=grid, momentum=args.cache_momentum, device=args.device)
-            self.module = GCut(model, attention_source="cache", cache=self.cache, grid_size=grid, generator=generator)
+            self.module = GCut(
+                model, layer=args.attention_layer, attention_source="cache", cache=self.cache,
+                grid_size=grid, generator=generator,
+            )
 
     def __call__(self, x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         weight = torch.ones(x.shape[0], device=x.device)
@@ -283,9 +289,10 @@ class Augmenter:
 
 
 def build_model(args: argparse.Namespace, code_length: int, hashing: bool, in_channels: int) -> RetrievalNet:
-    backbone, width = build_backbone(args.arch, pretrained=args.pretrained)
-    if args.arch == "small" and in_channels != 3:
-        backbone = gg_augment.SmallResNet(in_channels=in_channels)
+    try:
+        backbone, width = build_backbone(args.arch, args.pretrained, args.image_size, in_channels)
+    except (ValueError, ImportError) as error:
+        raise SystemExit(f"--arch {args.arch}: {error}") from error
     return RetrievalNet(backbone, width, code_length, hashing=hashing)
 
 

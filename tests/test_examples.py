@@ -150,3 +150,25 @@ def test_runs_under_torchrun_with_two_gloo_ranks(tmp_path):
     assert 0.0 <= summary["results"][0]["map"] <= 1.0
     # One report, from rank 0 only.
     assert finished.stdout.count("| bits |") == 1
+
+
+@pytest.mark.parametrize(
+    ("arch", "extra"),
+    [("resnet18", ["--image-size", "64", "--augment", "gcut"]), ("vit_b_16", ["--image-size", "32", "--augment", "gcut-approx", "--gcut-grid", "2"])],
+)
+def test_torchvision_backbones(tmp_path, arch, extra):
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # a CUDA torchvision over a CPU torch raises RuntimeError at import
+        pytest.skip("torchvision is not importable")
+    results = retrieval_training.run(
+        "hashing", "test",
+        ["--arch", arch, *extra, "--epochs", "1", "--code-lengths", "8", "--limit-train", "32",
+         "--limit-query", "10", "--limit-database", "20", "--batch-size", "16", "--out", str(tmp_path), "--no-progress"],
+    )
+    assert 0.0 <= results[0]["map"] <= 1.0
+
+
+def test_vit_needs_a_patch_multiple():
+    with pytest.raises(SystemExit, match="vit_b_16 needs image_size a multiple of 16"):
+        retrieval_training.run("hashing", "test", ["--arch", "vit_b_16", "--image-size", "40", "--limit-train", "8"])

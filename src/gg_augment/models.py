@@ -60,29 +60,41 @@ class SmallResNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
-def build_backbone(arch: str = "small", pretrained: bool = False) -> tuple[nn.Module, int]:
+def build_backbone(
+    arch: str = "small", pretrained: bool = False, image_size: int = 224, in_channels: int = 3
+) -> tuple[nn.Module, int]:
     """A feature extractor and its feature width.
 
     ``"small"``: :class:`SmallResNet`. ``"resnet18"``, ``"resnet50"``, ``"vit_b_16"``:
     torchvision models with their classifier removed; ``pretrained=True`` asks torchvision for
-    ImageNet weights, which needs them cached or the internet.
+    ImageNet weights, which needs them cached or the internet. A ViT is built for
+    ``image_size`` (a multiple of 16; ImageNet weights need 224). ResNets take any size, but
+    their last stage is 1/32 of the input: at 32 px it is a single cell, so G_cut has nothing
+    to choose from; use 64 px or more, or hook ``layer3``.
     """
     check_choice(arch, "arch", ("small", "resnet18", "resnet50", "vit_b_16"))
     if arch == "small":
-        net = SmallResNet()
+        net = SmallResNet(in_channels=in_channels)
         return net, net.out_features
+    if in_channels != 3:
+        raise ValueError(f"arch={arch!r} takes 3-channel images; got in_channels={in_channels}")
     try:
         import torchvision
     except Exception as error:  # a broken CUDA/CPU wheel mix raises RuntimeError, not ImportError
         raise ImportError(f"arch={arch!r} needs an importable torchvision: {error}") from error
     weights = "DEFAULT" if pretrained else None
-    model = getattr(torchvision.models, arch)(weights=weights)
     if arch.startswith("resnet"):
+        model = getattr(torchvision.models, arch)(weights=weights)
         width = model.fc.in_features
         model.fc = nn.Identity()
-    else:
-        width = model.heads.head.in_features
-        model.heads = nn.Identity()
+        return model, width
+    if image_size % 16 or (pretrained and image_size != 224):
+        raise ValueError(
+            f"vit_b_16 needs image_size a multiple of 16 (224 with pretrained weights); got {image_size}"
+        )
+    model = torchvision.models.vit_b_16(weights=weights, image_size=image_size)
+    width = model.heads.head.in_features
+    model.heads = nn.Identity()
     return model, width
 
 
