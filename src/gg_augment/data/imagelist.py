@@ -11,7 +11,6 @@ for ImageNet-100). The splits are fixed by three list files (train, query, datab
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from torch.utils.data import Dataset
 
 from .._checks import check_tensor, pair
 from ._validate import as_path, check_count, require_file
-from .retrieval import RetrievalSplits
+from .retrieval import RetrievalSplits, canonical_position
 
 __all__ = [
     "IMAGELIST_PRESETS",
@@ -239,12 +238,7 @@ class ImageListDataset(Dataset):
         return tensor
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
-        position = operator.index(index)
-        size = len(self)
-        if position < 0:
-            position += size
-        if not 0 <= position < size:
-            raise IndexError(f"index {index} is out of range for a dataset of size {size}")
+        position = canonical_position(index, len(self))
         image = self.load_image(position)
         if self.transform is not None:
             tensor = check_tensor(self.transform(image), "transform(image)")

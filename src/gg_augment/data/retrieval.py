@@ -15,6 +15,20 @@ from .._checks import check_tensor
 __all__ = ["IndexedTensorDataset", "RetrievalSplits"]
 
 
+def canonical_position(index: int, size: int) -> int:
+    """The non-negative position of ``dataset[index]``: the key per-sample state is stored under.
+
+    Negative positions are folded, so ``dataset[-1]`` and ``dataset[size - 1]`` report the same
+    index to the attention cache.
+    """
+    position = operator.index(index)
+    if position < 0:
+        position += size
+    if not 0 <= position < size:
+        raise IndexError(f"index {index} is out of range for a dataset of size {size}")
+    return position
+
+
 class IndexedTensorDataset(Dataset):
     """In-memory images and labels whose items carry their own dataset index.
 
@@ -65,13 +79,7 @@ class IndexedTensorDataset(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
-        position = operator.index(index)
-        size = len(self)
-        # Negative positions are folded so the returned index is always the canonical key.
-        if position < 0:
-            position += size
-        if not 0 <= position < size:
-            raise IndexError(f"index {index} is out of range for a dataset of size {size}")
+        position = canonical_position(index, len(self))
         return self.images[position], self.labels[position], position
 
     def __repr__(self) -> str:
