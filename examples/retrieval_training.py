@@ -110,6 +110,10 @@ def build_parser(description: str, mode: str) -> argparse.ArgumentParser:
         "--attention-layer", default=None,
         help="layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)",
     )
+    parser.add_argument(
+        "--gcut-score", choices=("attention", "area"), default="attention",
+        help="G_cut retention: 1 - removed attention, or 1 - n/m (ablation)",
+    )
     parser.add_argument("--gcut-grid", type=int, default=8, help="G_cut grid side")
     parser.add_argument("--cache-momentum", type=float, default=0.5, help="EMA momentum of the approximate G_cut cache")
     parser.add_argument("--out", type=Path, default=Path("runs") / mode)
@@ -249,14 +253,14 @@ class Augmenter:
         elif method == "gt":
             self.module = GT(sigma=args.gt_sigma, fill="random", generator=generator)
         elif method == "gcut":
-            self.module = GCut(model, layer=args.attention_layer, grid_size=grid, generator=generator)
+            self.module = GCut(model, layer=args.attention_layer, grid_size=grid, score=args.gcut_score, generator=generator)
         elif method == "gcut-approx":
             from gg_augment import AttentionCache
 
             self.cache = AttentionCache(num_train, grid_size=grid, momentum=args.cache_momentum, device=args.device)
             self.module = GCut(
                 model, layer=args.attention_layer, attention_source="cache", cache=self.cache,
-                grid_size=grid, generator=generator,
+                grid_size=grid, score=args.gcut_score, generator=generator,
             )
 
     def __call__(self, x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
@@ -342,6 +346,8 @@ def load_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
 
 def run_tag(args: argparse.Namespace) -> str:
     suffix = "-noret" if args.no_retention else ""
+    if args.augment.startswith("gcut") and args.gcut_score != "attention":
+        suffix += f"-{args.gcut_score}"
     return f"{args.data}-{args.arch}-{args.augment}{suffix}-seed{args.seed}"
 
 

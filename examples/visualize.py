@@ -24,6 +24,7 @@ from torch import nn
 
 from gg_augment import GT, GCut, RetrievalNet, build_backbone
 from gg_augment.data import load_embedded
+from gg_augment.io import load_checkpoint
 
 
 def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
@@ -72,7 +73,7 @@ def main() -> None:
     splits = load_embedded()
     net = RetrievalNet(*build_backbone("small"), code_length=32)
     if args.checkpoint is not None:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(args.checkpoint, required_keys=("model",))
         net.load_state_dict(state["model"])
         print(f"model from {args.checkpoint}")
     else:
