@@ -1,0 +1,33 @@
+"""Benchmark scripts run end to end on tiny settings and write their result files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY_TRAINER = "--epochs 1 --limit-train 64 --limit-query 20 --limit-database 60 --batch-size 32 --threads 1"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300, cwd=BENCHMARKS
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished
+
+
+def test_study_ablation_table_writes_markdown_csv_png(tmp_path):
+    _run("study.py", "--table", "ablation", "--seeds", "0", "--robustness-bits", "8", "--trainer-args", TINY_TRAINER, "--out", str(tmp_path))
+    for suffix in ("md", "csv", "png", "json"):
+        assert (tmp_path / f"ablation.{suffix}").stat().st_size > 0
+    rows = json.loads((tmp_path / "ablation.json").read_text())["rows"]
+    assert [row["variant"] for row in rows][:2] == ["gcut (retention, attention score)", "gcut, no retention weighting"]
+
+
+def test_augment_speed_reports_both_sides(tmp_path):
+    finished = _run("augment_speed.py", "--batch", "16", "--repeats", "2", "--out", str(tmp_path))
+    assert "GCut per-sample loop" in finished.stdout
+    assert (tmp_path / "augment_speed.csv").read_text().count("\n") == 5
