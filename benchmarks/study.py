@@ -16,7 +16,7 @@ Tables:
 
 Presets:
     cpu-small   embedded data, small CNN, 2,000 training images, 5 epochs, 16 and 32 bits, 2 seeds
-                (about 12 minutes for the main table on 2 CPU cores)
+                (about 14 minutes for the main table on 2 CPU cores)
     paper       GPU, CIFAR-10 / image lists, ResNet-50 (configuration only; needs the data)
 """
 
