@@ -172,3 +172,16 @@ def test_torchvision_backbones(tmp_path, arch, extra):
 def test_vit_needs_a_patch_multiple():
     with pytest.raises(SystemExit, match="vit_b_16 needs image_size a multiple of 16"):
         retrieval_training.run("hashing", "test", ["--arch", "vit_b_16", "--image-size", "40", "--limit-train", "8"])
+
+
+def test_visualize_writes_a_png(tmp_path):
+    import subprocess
+
+    out = tmp_path / "grid.png"
+    finished = subprocess.run(
+        [sys.executable, str(EXAMPLES / "visualize.py"), "--steps", "3", "--rows", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "G_cut r=" in finished.stdout
