@@ -201,13 +201,15 @@ def check_interval(
 
 
 def check_generator(
-    generator: object, device: torch.device | str, name: str = "generator"
+    generator: object, device: torch.device | str | None = None, name: str = "generator"
 ) -> torch.Generator | None:
-    """None, or a torch.Generator on the same device type as the input."""
+    """None, or a torch.Generator (on the input's device type, when ``device`` is given)."""
     if generator is None:
         return None
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None; got {type(generator).__name__}")
+    if device is None:
+        return generator
     device = torch.device(device)
     if torch.device(generator.device).type != device.type:
         raise ValueError(

@@ -28,9 +28,7 @@ class RetentionAugmentation(nn.Module):
     ) -> None:
         super().__init__()
         self.p = check_range(p, "p", 0.0, 1.0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.validate_args = bool(validate_args)
 
     def _generator_for(

@@ -97,9 +97,7 @@ class RandomResizedCropFlip(nn.Module):
         self.scale = check_interval(scale, "scale", 0.0, 1.0, low_inclusive=False)
         self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
         self.flip_p = check_range(flip_p, "flip_p", 0.0, 1.0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.mode = check_choice(mode, "mode", ("bilinear", "nearest"))
 
     def _generator_for(self, device: torch.device, generator: torch.Generator | None) -> torch.Generator | None:
