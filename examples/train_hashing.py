@@ -10,11 +10,13 @@ the table under --out.
     python examples/train_hashing.py --augment gcut --no-retention    # ablation: weight 1
     python examples/train_hashing.py --resume                          # continue a stopped run
     torchrun --nproc_per_node 2 examples/train_hashing.py              # DDP (gloo on CPU)
+
+The loop lives in the library (gg_augment.training); this file is its command line.
 """
 
 from __future__ import annotations
 
-from retrieval_training import run
+from gg_augment.training.cli import main
 
 if __name__ == "__main__":
-    run("hashing", __doc__)
+    main("hashing", __doc__)

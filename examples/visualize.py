@@ -13,9 +13,6 @@ attention is noise, and showing it would mislead.
 from __future__ import annotations
 
 import argparse
-import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,7 +21,7 @@ from torch import nn
 
 from gg_augment import GT, GCut, RetrievalNet, build_backbone
 from gg_augment.data import load_embedded
-from gg_augment.io import load_checkpoint
+from gg_augment.io import load_checkpoint, save_figure
 
 
 def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
@@ -42,16 +39,6 @@ def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -
         optimizer.step()
         if step % 50 == 0 or step == steps - 1:
             print(f"  warm-up step {step + 1}/{steps}: cross-entropy {loss.item():.3f}")
-
-
-def save_png_atomic(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -89,7 +76,7 @@ def main() -> None:
     gt = GT(sigma=0.3, fill=0.0, generator=generator)
     gcut = GCut(net, grid_size=args.grid, sigma=1.0, limit=0.5, generator=generator)
     attention = gcut.compute_attention(x)
-    gcut_params = gcut.generate_params(attention)
+    gcut_params = gcut.generate_params(x.shape, x.device, attention=attention)
     x_gt, r_gt = gt(x)
     x_gcut, r_gcut = gcut(x, params=gcut_params)
 
@@ -118,7 +105,7 @@ def main() -> None:
             ax.axis("off")
     fig.suptitle("GG augmentation on embedded Fashion-MNIST (r = semantic retention)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    save_png_atomic(fig, args.out)
+    save_figure(fig, args.out, dpi=110)
     print(f"wrote {args.out}")
     for row in range(len(picks)):
         print(f"  {splits.class_names[int(labels[picks[row]])]:<12} G_t r={r_gt[row]:.3f}  G_cut r={r_gcut[row]:.3f}")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gg_augment import AttentionCache, GCut, RandomResizedCropFlip, RetrievalNet, SmallResNet
+from gg_augment import AttentionCache, GCut, RandomResizedCropFlip, RetrievalNet, SmallResNet, View
 from gg_augment.attention import FeatureMapExtractor
 
 from .conftest import make_generator
@@ -78,9 +78,11 @@ def test_write_through_identity_read_through_a_flipped_view(device):
     cache.write(torch.arange(2, device=device), torch.randn(2, GRID, GRID, device=device))
     plain, _ = cache.read(torch.arange(2, device=device))
     flipped, _ = cache.read(
-        torch.arange(2, device=device),
-        view_boxes=torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2, device=device),
-        flips=torch.tensor([True, False], device=device),
+        View(
+            torch.arange(2, device=device),
+            boxes=torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2, device=device),
+            flips=torch.tensor([True, False], device=device),
+        )
     )
     torch.testing.assert_close(flipped[0], plain[0].flip(-1), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(flipped[1], plain[1], atol=1e-6, rtol=1e-5)
@@ -92,7 +94,7 @@ def test_write_through_a_view_lands_in_original_coordinates(device):
     boxes = torch.tensor([[0.1, 0.2, 0.7, 0.9], [0.0, 0.0, 1.0, 1.0], [0.3, 0.05, 0.95, 0.6]], device=device)
     flips = torch.tensor([False, True, True], device=device)
     index = torch.arange(3, device=device)
-    cache.write(index, _field_on_cells(boxes, flips, size), boxes, flips)
+    cache.write(View(index, boxes, flips), _field_on_cells(boxes, flips, size))
     full = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3, device=device)
     truth = _field_on_cells(full, torch.zeros(3, dtype=torch.bool, device=device), size)
     centres = (torch.arange(size, device=device) + 0.5) / size
@@ -112,8 +114,8 @@ def test_write_and_read_through_the_same_view(device):
     flips = torch.tensor([False, True, True], device=device)
     index = torch.arange(3, device=device)
     view_logits = _field_on_cells(boxes, flips, size)
-    cache.write(index, view_logits, boxes, flips)
-    grid, seen = cache.read(index, boxes, flips)
+    cache.write(View(index, boxes, flips), view_logits)
+    grid, seen = cache.read(View(index, boxes, flips))
     assert bool(seen.all())
     expected = torch.softmax(view_logits.flatten(1), 1).view_as(view_logits)
     torch.testing.assert_close(grid, expected, atol=0.004, rtol=0.1)
@@ -121,7 +123,7 @@ def test_write_and_read_through_the_same_view(device):
     other = AttentionCache(3, grid_size=size, dtype=torch.float32, device=device)
     full = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3, device=device)
     other.write(index, _field_on_cells(full, torch.zeros_like(flips), size))
-    grid, _ = other.read(index, boxes, flips)
+    grid, _ = other.read(View(index, boxes, flips))
     torch.testing.assert_close(grid, expected, atol=0.004, rtol=0.1)
 
 
@@ -225,9 +227,9 @@ def _epochs(module_factory, device, epochs: int, crop: bool = False):
         for start in range(0, 24, 8):
             index = torch.arange(start, start + 8, device=device)
             before = counter.calls
-            x, boxes, flips = (images[index], None, None) if resize is None else resize(images[index])
+            x, view = (images[index], View(index)) if resize is None else resize(images[index], index=index)
             if module.attention_source == "cache":
-                x_aug, retention = module(x, index=index, view_boxes=boxes, flips=flips)
+                x_aug, retention = module(x, view=view)
             else:
                 x_aug, retention = module(x)
             _train_step(model, optimizer, x_aug, retention)
@@ -263,7 +265,7 @@ def test_warmup_pass_runs_on_the_unseen_samples_only(device):
     cache.write(torch.arange(5, device=device), torch.randn(5, GRID, GRID, device=device))
     counter = _Counter(model)
     x = torch.randn(8, 3, 16, 16, device=device)
-    x_aug, retention = module(x, index=torch.arange(8, device=device))
+    x_aug, retention = module(x, view=torch.arange(8, device=device))
     assert (counter.calls, counter.samples) == (1, 3)  # the extra pass saw samples 5, 6, 7
     # Its attention seeded the cache for the full view, cut cells included.
     assert not torch.isnan(cache.values[5:8]).any() and torch.isnan(cache.values[8:]).all()
@@ -278,7 +280,7 @@ def test_other_warmup_policies_need_no_extra_pass(device, warmup):
     module = GCut(model, cache=cache, warmup=warmup, grid_size=GRID, generator=make_generator(device))
     counter = _Counter(model)
     x = torch.randn(8, 3, 16, 16, device=device)
-    x_aug, retention = module(x, index=torch.arange(8, device=device))
+    x_aug, retention = module(x, view=torch.arange(8, device=device))
     assert counter.calls == 0
     if warmup == "skip":
         assert torch.equal(x_aug, x) and torch.equal(retention, torch.ones(8, device=device))
@@ -323,8 +325,8 @@ def _resumable_run(device, steps: int, state: dict | None = None, stop_after: in
         done = state["done"]
     for step in range(done, steps):
         index = torch.randperm(32, device=device, generator=order_generator)[:8]
-        view = crop(images[index])
-        x_aug, retention = gcut(view.image, index=index, view_boxes=view.view_boxes, flips=view.flips)
+        image, view = crop(images[index], index=index)
+        x_aug, retention = gcut(image, view=view)
         _train_step(model, optimizer, x_aug, retention)
         if stop_after is not None and step + 1 == stop_after:
             return {
@@ -366,14 +368,16 @@ def test_errors(device):
         cache.write(torch.tensor([-1], device=device), torch.zeros(1, GRID, GRID, device=device))
     with pytest.raises(TypeError, match="index must have an integer dtype"):
         cache.read(index.float())
-    with pytest.raises(ValueError, match=r"view_boxes must have shape \(4, 4\)"):
-        cache.read(index, view_boxes=torch.rand(3, 4, device=device))
-    with pytest.raises(ValueError, match=r"view_boxes must lie in \[0, 1\]"):
-        cache.read(index, view_boxes=torch.tensor([[0.0, 0.0, 1.2, 1.0]] * 4, device=device))
+    with pytest.raises(ValueError, match=r"view.boxes must have shape \(4, 4\)"):
+        cache.read(View(index, boxes=torch.rand(3, 4, device=device)))
+    with pytest.raises(ValueError, match=r"view.boxes must lie in \[0, 1\]"):
+        cache.read(View(index, boxes=torch.tensor([[0.0, 0.0, 1.2, 1.0]] * 4, device=device)))
     with pytest.raises(ValueError, match="y0 < y1 and x0 < x1"):
-        cache.read(index, view_boxes=torch.tensor([[0.0, 0.6, 1.0, 0.6]] * 4, device=device))
-    with pytest.raises(TypeError, match="flips must be a bool tensor"):
-        cache.read(index, flips=torch.zeros(4, device=device))
+        cache.read(View(index, boxes=torch.tensor([[0.0, 0.6, 1.0, 0.6]] * 4, device=device)))
+    with pytest.raises(TypeError, match="view.flips must be a bool tensor"):
+        cache.read(View(index, flips=torch.zeros(4, device=device)))
+    with pytest.raises(ValueError, match="needs the dataset indices"):
+        cache.read(View(boxes=torch.rand(4, 4, device=device)))
     with pytest.raises(ValueError, match=r"observed must have shape \(4, gh, gw\)"):
         cache.write(index, torch.zeros(4, GRID, GRID, device=device), observed=torch.ones(3, GRID, GRID, dtype=torch.bool, device=device))
     with pytest.raises(ValueError, match="num_samples must be an int >= 1"):
@@ -393,16 +397,18 @@ def test_errors(device):
     gcut = GCut(model, cache=cache, grid_size=GRID)
     x = torch.randn(4, 3, 16, 16, device=device)
     with pytest.raises(ValueError, match=r"index must have shape \(4,\) to match x; got \(3\)"):
-        gcut(x, index=torch.arange(3, device=device))
+        gcut(x, view=torch.arange(3, device=device))
     with pytest.raises(ValueError, match=r"index must lie in \[0, 9\]"):
-        gcut(x, index=torch.tensor([0, 1, 2, 12], device=device))
-    with pytest.raises(ValueError, match=r"view_boxes must lie in \[0, 1\]"):
-        gcut(x, index=index, view_boxes=torch.tensor([[-0.1, 0.0, 1.0, 1.0]] * 4, device=device))
+        gcut(x, view=torch.tensor([0, 1, 2, 12], device=device))
+    with pytest.raises(ValueError, match=r"view.boxes must lie in \[0, 1\]"):
+        gcut(x, view=View(index, boxes=torch.tensor([[-0.1, 0.0, 1.0, 1.0]] * 4, device=device)))
     with pytest.raises(ValueError, match="y0 < y1 and x0 < x1"):
-        gcut(x, index=index, view_boxes=torch.tensor([[0.0, 0.5, 1.0, 0.2]] * 4, device=device))
-    with pytest.raises(ValueError, match="needs index="):
+        gcut(x, view=View(index, boxes=torch.tensor([[0.0, 0.5, 1.0, 0.2]] * 4, device=device)))
+    with pytest.raises(ValueError, match="needs view="):
         gcut(x)
-    gcut(x, index=index)
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['index'\]; it accepts: attention, view"):
+        gcut(x, index=index)
+    gcut(x, view=index)
     with pytest.raises(ValueError, match="must see the announced batch: expected 4 samples; got 2"):
         model(x[:2])
     assert FeatureMapExtractor is type(cache.extractor)

@@ -36,7 +36,7 @@ def _run(name: str, module, x: torch.Tensor, params=None):
 def _params(name: str, module, x: torch.Tensor, generator=None):
     if name.startswith("gcut"):
         grid = module.compute_attention(x, _attention(x.shape[0], x.device))
-        return module.generate_params(grid, generator)
+        return module.generate_params(x.shape, x.device, generator, attention=grid)
     return module.generate_params(x.shape, x.device, generator)
 
 
@@ -130,6 +130,18 @@ def test_bad_images_are_rejected(name, x, error, match):
 def test_bad_probability_is_rejected(name, p):
     with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
         AUGMENTATIONS[name](p=p)
+
+
+def test_unknown_keywords_are_rejected(name):
+    module = AUGMENTATIONS[name]()
+    with pytest.raises(TypeError, match=r"got unexpected keyword\(s\) \['index'\]"):
+        _run_with(module, name, torch.randn(2, 3, 16, 16), index=torch.arange(2))
+
+
+def _run_with(module, name: str, x: torch.Tensor, **context):
+    if name.startswith("gcut"):
+        context["attention"] = _attention(x.shape[0], x.device)
+    return module(x, **context)
 
 
 def test_erasing_retention_is_the_unerased_share(device):

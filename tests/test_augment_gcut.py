@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from gg_augment import GCut
-from gg_augment.functional import attention_to_grid, candidate_cells, gcut, upsample_cells
+from gg_augment.functional import attention_to_grid, candidate_cells, cut_cells, upsample_cells
 
 from .conftest import make_generator
 
@@ -25,8 +25,9 @@ def _peaked_attention(batch: int, grid: int, device, seed: int = 0) -> torch.Ten
 def test_cuts_only_candidates_never_more_than_the_limit(device):
     module = GCut(grid_size=8, limit=0.3, sigma=2.0, generator=make_generator(device, 4))
     attention = _peaked_attention(512, 8, device)
-    grid = module.compute_attention(torch.zeros(512, 1, 8, 8, device=device), attention)
-    params = module.generate_params(grid)
+    x = torch.zeros(512, 1, 8, 8, device=device)
+    grid = module.compute_attention(x, attention)
+    params = module.generate_params(x.shape, device, attention=grid)
     cut, candidates = params["cut"], params["candidates"]
     assert not bool((cut & ~candidates).any())
     m = candidates.flatten(1).sum(1)
@@ -42,7 +43,7 @@ def test_retention_is_one_minus_the_removed_attention(device):
     x = torch.ones(64, 2, 24, 24, device=device)
     attention = _peaked_attention(64, 6, device)
     grid = module.compute_attention(x, attention)
-    params = module.generate_params(grid)
+    params = module.generate_params(x.shape, device, attention=grid)
     x_aug, retention = module(x, params=params)
     expected = 1 - (grid * params["cut"]).flatten(1).sum(1)
     torch.testing.assert_close(retention, expected)
@@ -56,7 +57,7 @@ def test_area_score(device):
     attention = _peaked_attention(128, 5, device)
     x_aug, retention = module(torch.randn(128, 1, 10, 10, device=device), attention=attention)
     grid = attention_to_grid(attention, (5, 5))
-    params = module.generate_params(grid, make_generator(device, 2))
+    params = module.generate_params((128, 1, 10, 10), device, make_generator(device, 2), attention=grid)
     m = params["candidates"].flatten(1).sum(1).float()
     n = params["num_cut"].float()
     torch.testing.assert_close(retention, torch.where(m > 0, 1 - n / m.clamp_min(1), 1.0))
@@ -69,7 +70,7 @@ def test_cut_count_follows_the_truncated_half_normal_law(device, sigma, limit):
     attention = torch.ones(20_000, grid_side, grid_side, device=device)
     attention[:, :3, :] = 5.0  # 18 cells above the mean
     module = GCut(grid_size=grid_side, sigma=sigma, limit=limit, generator=make_generator(device, 3))
-    params = module.generate_params(attention_to_grid(attention, (grid_side, grid_side)))
+    params = module.generate_params((20_000, 1, 6, 6), device, attention=attention_to_grid(attention, (grid_side, grid_side)))
     m = 18
     max_cut = math.floor(limit * m)
     counts = torch.bincount(params["num_cut"].cpu(), minlength=max_cut + 1).double()
@@ -90,7 +91,7 @@ def test_cut_cells_are_uniform_among_candidates(device):
     attention = torch.zeros(20_000, 4, 4, device=device)
     attention[:, 0, :] = 1.0  # 4 candidates
     module = GCut(grid_size=4, sigma=1.0, limit=1.0, generator=make_generator(device, 8))
-    params = module.generate_params(attention_to_grid(attention, (4, 4)))
+    params = module.generate_params((20_000, 1, 4, 4), device, attention=attention_to_grid(attention, (4, 4)))
     cut = params["cut"][params["num_cut"] == 1].float()
     frequency = cut[:, 0, :].mean(0)
     torch.testing.assert_close(frequency, torch.full_like(frequency, 0.25), atol=0.03, rtol=0)
@@ -129,7 +130,7 @@ def test_upsampling_matches_interpolate_nearest(grid, size):
 def test_per_channel_fill_tensor(device):
     x = torch.zeros(1, 3, 4, 4, device=device)
     cut = torch.tensor([[[True, False], [False, False]]], device=device)
-    out = gcut(x, cut, torch.tensor([1.0, 2.0, 3.0]))
+    out = cut_cells(x, cut, torch.tensor([1.0, 2.0, 3.0]))
     assert out[0, :, 0, 0].tolist() == [1.0, 2.0, 3.0] and out[0, :, 3, 3].tolist() == [0.0, 0.0, 0.0]
 
 

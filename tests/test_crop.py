@@ -23,7 +23,9 @@ def _params(boxes, flips, device):
 def test_shape_dtype_and_input_unchanged(device, dtype):
     x = torch.randn(5, 3, 20, 24, device=device).to(dtype)
     before = x.clone()
-    image, view_boxes, flips = RandomResizedCropFlip((8, 10), generator=make_generator(device))(x)
+    image, view = RandomResizedCropFlip((8, 10), generator=make_generator(device))(x, index=torch.arange(5, device=device))
+    view_boxes, flips = view.boxes, view.flips
+    assert torch.equal(view.index, torch.arange(5, device=device))
     assert image.shape == (5, 3, 8, 10) and image.dtype == dtype and image.device == x.device
     assert view_boxes.shape == (5, 4) and view_boxes.dtype == torch.float32
     assert flips.shape == (5,) and flips.dtype == torch.bool
@@ -34,12 +36,12 @@ def test_same_seed_is_bit_identical_and_replay_is_identical(device):
     x = torch.randn(16, 3, 16, 16, device=device)
     first = RandomResizedCropFlip(12, generator=make_generator(device, 7))(x)
     second = RandomResizedCropFlip(12, generator=make_generator(device, 7))(x)
-    for a, b in zip(first, second):
-        assert torch.equal(a, b)
+    assert torch.equal(first.image, second.image)
+    assert torch.equal(first.view.boxes, second.view.boxes) and torch.equal(first.view.flips, second.view.flips)
     crop = RandomResizedCropFlip(12)
-    replay = crop(x, params={"view_boxes": first.view_boxes, "flips": first.flips})
+    replay = crop(x, params={"view_boxes": first.view.boxes, "flips": first.view.flips})
     assert torch.equal(replay.image, first.image)
-    assert torch.equal(crop.apply(x, {"view_boxes": first.view_boxes, "flips": first.flips}).image, first.image)
+    assert torch.equal(crop.apply(x, {"view_boxes": first.view.boxes, "flips": first.view.flips}).image, first.image)
 
 
 def test_full_box_is_the_identity_and_flip_mirrors(device):
@@ -98,8 +100,9 @@ def test_flip_frequency(device, flip_p):
 
 @pytest.mark.parametrize("batch", [0, 1])
 def test_tiny_batches(device, batch):
-    image, view_boxes, flips = RandomResizedCropFlip(6, generator=make_generator(device))(torch.randn(batch, 2, 10, 10, device=device))
-    assert image.shape == (batch, 2, 6, 6) and view_boxes.shape == (batch, 4) and flips.shape == (batch,)
+    image, view = RandomResizedCropFlip(6, generator=make_generator(device))(torch.randn(batch, 2, 10, 10, device=device))
+    assert image.shape == (batch, 2, 6, 6) and view.boxes.shape == (batch, 4) and view.flips.shape == (batch,)
+    assert view.index is None
 
 
 def test_warps_between_view_and_original(device):

@@ -159,10 +159,10 @@ def test_loss_is_finite_non_negative_and_between_pairwise_extremes(weights, seed
         ({"labels": torch.zeros(3, dtype=torch.long)}, ValueError, r"labels must have shape \(4,\) class ids or \(4, L\) multi-hot; got \(3\)"),
         ({"labels": torch.zeros(4, 2, 2)}, ValueError, r"labels must have shape \(4,\)"),
         ({"labels": torch.zeros(4)}, TypeError, "labels as class ids .* integer dtype; got torch.float32"),
-        ({"retention": torch.full((4,), 1.5)}, ValueError, r"retention must lie in \[0, 1\]; got values in \[1.5, 1.5\]"),
-        ({"retention": torch.tensor([0.5, -0.1, 0.2, 0.3])}, ValueError, r"retention must lie in \[0, 1\]"),
-        ({"retention": torch.tensor([0.5, float("nan"), 0.2, 0.3])}, ValueError, "retention must be finite"),
-        ({"retention": torch.ones(5)}, ValueError, r"retention must have shape \(4,\); got \(5\)"),
+        ({"weight": torch.full((4,), 1.5)}, ValueError, r"weight must lie in \[0, 1\]; got values in \[1.5, 1.5\]"),
+        ({"weight": torch.tensor([0.5, -0.1, 0.2, 0.3])}, ValueError, r"weight must lie in \[0, 1\]"),
+        ({"weight": torch.tensor([0.5, float("nan"), 0.2, 0.3])}, ValueError, "weight must be finite"),
+        ({"weight": torch.ones(5)}, ValueError, r"weight must have shape \(4,\); got \(5\)"),
         ({"bank": torch.zeros(10, 8)}, ValueError, "bank mode needs bank_labels="),
         ({"bank": torch.zeros(10, 7), "bank_labels": torch.zeros(10, dtype=torch.long)}, ValueError, r"bank must have shape \(N, 8\)"),
         ({"bank": torch.zeros(10, 8), "bank_labels": torch.zeros(9, dtype=torch.long)}, ValueError, r"bank_labels must have shape \(10,\)"),
@@ -173,9 +173,9 @@ def test_loss_is_finite_non_negative_and_between_pairwise_extremes(weights, seed
 def test_bad_inputs_are_rejected(kwargs, error, match):
     args = {"labels": torch.tensor([0, 1, 0, 1])} | kwargs
     labels = args.pop("labels")
-    retention = args.pop("retention", None)
+    weight = args.pop("weight", None)
     with pytest.raises(error, match=match):
-        RetentionWeightedPairwiseLoss()(torch.zeros(4, 8), labels, retention, **args)
+        RetentionWeightedPairwiseLoss()(torch.zeros(4, 8), labels, weight, **args)
 
 
 @pytest.mark.parametrize(

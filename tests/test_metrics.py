@@ -135,7 +135,7 @@ def _close(value, expected, tol=1e-5):
 @pytest.mark.parametrize("topk", [None, 1, 7, 50, 160, 1000])
 def test_map_matches_reference(device, kind, topk):
     query, database, ql, dl = _problem(kind, device)
-    result = mean_average_precision(query, database, ql, dl, topk=topk)
+    result = mean_average_precision(query, database, ql, dl, k=topk)
     assert result.shape == () and result.dtype == torch.float32 and result.device == device
     _close(result, ref_map(query, database, ql, dl, topk=topk))
 
@@ -149,7 +149,7 @@ def test_map_matches_reference(device, kind, topk):
 )
 def test_map_matches_reference_property(num_query, num_database, bits, topk, seed):
     query, database, ql, dl = _problem("single", "cpu", num_query, num_database, bits, seed)
-    _close(mean_average_precision(query, database, ql, dl, topk=topk),
+    _close(mean_average_precision(query, database, ql, dl, k=topk),
            ref_map(query, database, ql, dl, topk=topk))
 
 
@@ -174,11 +174,11 @@ def test_map_keeps_the_last_item(device):
     query = database[:1]
     ql = torch.tensor([1], device=device)
     dl = torch.tensor([0, 0, 0, 1], device=device)
-    _close(mean_average_precision(query, database, ql, dl, topk=None), 0.25, 1e-7)
-    _close(mean_average_precision(query, database, ql, dl, topk=4), 0.25, 1e-7)
-    _close(mean_average_precision(query, database, ql, dl, topk=3), 0.0, 0.0)
+    _close(mean_average_precision(query, database, ql, dl, k=None), 0.25, 1e-7)
+    _close(mean_average_precision(query, database, ql, dl, k=4), 0.25, 1e-7)
+    _close(mean_average_precision(query, database, ql, dl, k=3), 0.0, 0.0)
     with pytest.raises(ValueError, match="no -1 sentinel"):
-        mean_average_precision(query, database, ql, dl, topk=-1)
+        mean_average_precision(query, database, ql, dl, k=-1)
 
 
 def test_map_ties_broken_by_database_index(device):
@@ -187,15 +187,15 @@ def test_map_ties_broken_by_database_index(device):
     ql = torch.tensor([1], device=device)
     dl = torch.tensor([0, 0, 0, 1], device=device)
     for topk in (None, 4, 10):
-        _close(mean_average_precision(database[:1], database, ql, dl, topk=topk), 0.25, 1e-7)
+        _close(mean_average_precision(database[:1], database, ql, dl, k=topk), 0.25, 1e-7)
 
 
 @pytest.mark.parametrize("topk", [None, 5])
 def test_map_chunking_matches_one_chunk(device, topk):
     query, database, ql, dl = _problem("multi", device, num_query=23)
-    whole = mean_average_precision(query, database, ql, dl, topk=topk, chunk_size=23)
+    whole = mean_average_precision(query, database, ql, dl, k=topk, chunk_size=23)
     for chunk_size in (1, 4, 10, 1000, None):
-        chunked = mean_average_precision(query, database, ql, dl, topk=topk, chunk_size=chunk_size)
+        chunked = mean_average_precision(query, database, ql, dl, k=topk, chunk_size=chunk_size)
         torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-7)
 
 
@@ -206,7 +206,7 @@ def test_map_cosine_matches_reference(device, kind, topk):
     _, _, ql, dl = _problem(kind, device, num_query=15, num_database=60)
     query = torch.randn(15, 6, generator=generator, dtype=torch.float64).to(device)
     database = torch.randn(60, 6, generator=generator, dtype=torch.float64).to(device)
-    result = mean_average_precision(query, database, ql, dl, topk=topk, metric="cosine")
+    result = mean_average_precision(query, database, ql, dl, k=topk, metric="cosine")
     _close(result, ref_map(query, database, ql, dl, topk=topk, metric="cosine"))
 
 
@@ -216,15 +216,15 @@ def test_map_exclude_self(device, metric):
     if metric == "cosine":
         # Continuous vectors: cosine on ±1 codes has ties that float rounding breaks at random.
         query = torch.randn(30, 5, dtype=torch.float64, device=device)
-    result = mean_average_precision(query, query, ql, ql, topk=10, metric=metric,
+    result = mean_average_precision(query, query, ql, ql, k=10, metric=metric,
                                     exclude_self=True)
     _close(result, ref_map(query, query, ql, ql, topk=10, metric=metric, exclude_self=True))
 
 
 def test_map_accepts_integer_codes_and_half_vectors(device):
     query, database, ql, dl = _problem("single", device)
-    expected = mean_average_precision(query, database, ql, dl, topk=20)
-    as_int = mean_average_precision(query.long(), database.to(torch.int8), ql, dl, topk=20)
+    expected = mean_average_precision(query, database, ql, dl, k=20)
+    as_int = mean_average_precision(query.long(), database.to(torch.int8), ql, dl, k=20)
     torch.testing.assert_close(as_int, expected)
     cosine = mean_average_precision(query.half(), database.half(), ql, dl, metric="cosine")
     assert 0.0 <= float(cosine) <= 1.0
@@ -261,8 +261,8 @@ def test_recall_and_precision_match_reference(device, metric, exclude_self):
     if exclude_self:
         database, dl = query, ql
     ks = (1, 2, 4, 8, 500)
-    recall = recall_at_k(query, database, ql, dl, ks=ks, metric=metric, exclude_self=exclude_self)
-    precision = precision_at_k(query, database, ql, dl, ks=ks, metric=metric,
+    recall = recall_at_k(query, database, ql, dl, k=ks, metric=metric, exclude_self=exclude_self)
+    precision = precision_at_k(query, database, ql, dl, k=ks, metric=metric,
                                exclude_self=exclude_self, chunk_size=3)
     ref_recall, ref_precision = ref_recall_precision(query, database, ql, dl, ks, metric,
                                                      exclude_self)
@@ -277,8 +277,8 @@ def test_exclude_self_removes_own_item(device):
     # Every item is its own nearest neighbour; only exclusion makes Recall@1 informative.
     embeddings = torch.eye(3, device=device)
     labels = torch.tensor([0, 1, 2], device=device)
-    assert float(recall_at_k(embeddings, embeddings, labels, labels, ks=1)[1]) == 1.0
-    excluded = recall_at_k(embeddings, embeddings, labels, labels, ks=(1, 5), exclude_self=True)
+    assert float(recall_at_k(embeddings, embeddings, labels, labels, k=1)[1]) == 1.0
+    excluded = recall_at_k(embeddings, embeddings, labels, labels, k=(1, 5), exclude_self=True)
     assert float(excluded[1]) == 0.0 and float(excluded[5]) == 0.0
 
 
@@ -342,10 +342,10 @@ def test_map_input_errors(change, error, match):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"topk": 0}, ValueError, "topk must be None"),
-        ({"topk": -1}, ValueError, "no -1 sentinel"),
-        ({"topk": 2.5}, TypeError, "topk must be None or an int"),
-        ({"topk": True}, TypeError, "topk must be None or an int"),
+        ({"k": 0}, ValueError, "k must be None"),
+        ({"k": -1}, ValueError, "no -1 sentinel"),
+        ({"k": 2.5}, TypeError, "k must be None or an int"),
+        ({"k": True}, TypeError, "k must be None or an int"),
         ({"metric": "euclidean"}, ValueError, "metric must be one of"),
         ({"chunk_size": 0}, ValueError, "chunk_size must be an int >= 1"),
         ({"exclude_self": True}, ValueError, "exclude_self=True needs the query set"),
@@ -358,10 +358,10 @@ def test_map_argument_errors(kwargs, error, match):
 
 def test_other_metric_errors():
     q, d, ql, dl = _ok()
-    with pytest.raises(ValueError, match="at least one k"):
-        recall_at_k(q, d, ql, dl, ks=())
-    with pytest.raises(ValueError, match=r"each k in ks must be an int >= 1; got 0"):
-        precision_at_k(q, d, ql, dl, ks=(1, 0))
+    with pytest.raises(ValueError, match="k must be an int or hold at least one"):
+        recall_at_k(q, d, ql, dl, k=())
+    with pytest.raises(ValueError, match=r"each value of k must be an int >= 1; got 0"):
+        precision_at_k(q, d, ql, dl, k=(1, 0))
     with pytest.raises(TypeError, match="query must have a floating dtype"):
         recall_at_k(q.long(), d, ql, dl, metric="cosine")
     with pytest.raises(ValueError, match="must be finite"):
@@ -379,10 +379,10 @@ def test_float64_key_path_matches(monkeypatch):
     import gg_augment.metrics as metrics
 
     query, database, ql, dl = _problem("single", "cpu", num_query=12, num_database=40)
-    fast = mean_average_precision(query, database, ql, dl, topk=9)
-    fast_recall = recall_at_k(query, query, ql, ql, ks=(1, 5), metric="hamming", exclude_self=True)
+    fast = mean_average_precision(query, database, ql, dl, k=9)
+    fast_recall = recall_at_k(query, query, ql, ql, k=(1, 5), metric="hamming", exclude_self=True)
     monkeypatch.setattr(metrics, "_FLOAT32_EXACT", 1)
-    torch.testing.assert_close(mean_average_precision(query, database, ql, dl, topk=9), fast)
+    torch.testing.assert_close(mean_average_precision(query, database, ql, dl, k=9), fast)
     _close(fast, ref_map(query, database, ql, dl, topk=9))
-    wide_recall = recall_at_k(query, query, ql, ql, ks=(1, 5), metric="hamming", exclude_self=True)
+    wide_recall = recall_at_k(query, query, ql, ql, k=(1, 5), metric="hamming", exclude_self=True)
     assert {k: float(v) for k, v in wide_recall.items()} == {k: float(v) for k, v in fast_recall.items()}

@@ -1,7 +1,9 @@
 """gg-augment: Gain from Give Up augmentation for image retrieval.
 
-Augmentations return ``(x_aug, retention)``; retention r ∈ [0, 1] is the share of meaning
-that survived, and :class:`RetentionWeightedPairwiseLoss` softens similarity targets by it.
+Retention augmentations return ``(x_aug, retention)``; retention r ∈ [0, 1] is the share of
+meaning that survived. :class:`RetentionPipeline` composes crop, augmentation and
+:class:`SemanticRetention` into per-sample loss weights, and
+:class:`RetentionWeightedPairwiseLoss` softens similarity targets by them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from __future__ import annotations
 from .attention import (
     AttentionCache,
     AttentionExtractor,
+    AttentionSource,
+    CachedAttention,
+    CallableAttention,
     FeatureMapExtractor,
+    ForwardAttention,
+    GivenAttention,
     ViTTokenExtractor,
     attention_extractor_for,
     resnet_extractor,
@@ -18,7 +25,9 @@ from .attention import (
 from .augment import GT, GCut, RandomErasingRetention, RandomResizedCropFlip
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
+from .pipeline import RetentionPipeline
 from .retention import SemanticRetention
+from .view import View
 
 __version__ = "0.1.0"
 
@@ -26,14 +35,21 @@ __all__ = [
     "GT",
     "AttentionCache",
     "AttentionExtractor",
+    "AttentionSource",
+    "CachedAttention",
+    "CallableAttention",
     "FeatureMapExtractor",
+    "ForwardAttention",
     "GCut",
+    "GivenAttention",
     "RandomErasingRetention",
     "RandomResizedCropFlip",
+    "RetentionPipeline",
     "RetentionWeightedPairwiseLoss",
     "RetrievalNet",
     "SmallResNet",
     "SemanticRetention",
+    "View",
     "ViTTokenExtractor",
     "attention_extractor_for",
     "build_backbone",

@@ -17,8 +17,10 @@ from torch import Tensor
 
 __all__ = [
     "check_attention",
+    "check_batch_shape",
     "check_choice",
     "check_finite",
+    "check_flips",
     "check_generator",
     "check_interval",
     "check_floating",
@@ -133,18 +135,48 @@ def check_labels(
     return labels
 
 
-def check_index(index: object, batch_size: int, size: int, name: str = "index") -> Tensor:
-    """Dataset indices of shape (B,), integer, each in [0, size)."""
+def check_index(
+    index: object,
+    size: int,
+    name: str = "index",
+    *,
+    batch_size: int | None = None,
+    validate_values: bool = True,
+) -> Tensor:
+    """Dataset indices of shape (B,), integer, each in [0, size).
+
+    ``batch_size`` pins B (the batch the indices belong to); ``validate_values`` reads the
+    values for the range check (a host sync on CUDA).
+    """
     index = check_tensor(index, name)
-    if index.ndim != 1 or index.shape[0] != batch_size:
-        raise ValueError(f"{name} must have shape ({batch_size},) to match x; got {_shape(index)}")
+    if index.ndim != 1 or (batch_size is not None and index.shape[0] != batch_size):
+        expected = "(B,)" if batch_size is None else f"({batch_size},) to match x"
+        raise ValueError(f"{name} must have shape {expected}; got {_shape(index)}")
     if index.is_floating_point() or index.dtype == torch.bool:
         raise TypeError(f"{name} must have an integer dtype; got {index.dtype}")
-    if index.numel():
+    if validate_values and index.numel():
         lo, hi = int(index.min()), int(index.max())
         if lo < 0 or hi >= size:
             raise ValueError(f"{name} must lie in [0, {size - 1}]; got values in [{lo}, {hi}]")
     return index
+
+
+def check_flips(flips: object, batch_size: int, name: str = "flips") -> Tensor:
+    """Per-sample left-right flips: a bool tensor of shape (B,)."""
+    flips = check_tensor(flips, name)
+    if flips.shape != (batch_size,):
+        raise ValueError(f"{name} must have shape ({batch_size},); got {_shape(flips)}")
+    if flips.dtype != torch.bool:
+        raise TypeError(f"{name} must be a bool tensor; got {flips.dtype}")
+    return flips
+
+
+def check_batch_shape(batch_shape: object, name: str = "batch_shape") -> tuple[int, int, int, int]:
+    """A (B, C, H, W) shape of non-negative ints."""
+    if not isinstance(batch_shape, (tuple, list, torch.Size)) or len(batch_shape) != 4:
+        raise ValueError(f"{name} must be (B, C, H, W); got {batch_shape!r}")
+    dims = tuple(check_int(d, name, minimum=0) for d in batch_shape)
+    return dims[0], dims[1], dims[2], dims[3]
 
 
 def check_view_boxes(

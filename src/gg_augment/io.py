@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_checkpoint", "save_checkpoint", "write_atomic"]
+__all__ = ["load_checkpoint", "save_checkpoint", "save_figure", "write_atomic"]
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
@@ -39,6 +39,13 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None
     """``torch.save`` atomically: serialise in memory, then :func:`write_atomic`."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG atomically (matplotlib itself is not imported here)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     write_atomic(path, buffer.getvalue())
 
 

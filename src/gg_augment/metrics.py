@@ -145,12 +145,12 @@ def _check_chunk_size(chunk_size: object) -> int | None:
     return check_int(chunk_size, "chunk_size", minimum=1)
 
 
-def _check_ks(ks: object) -> tuple[int, ...]:
-    if isinstance(ks, Sequence) and not isinstance(ks, str):
-        if len(ks) == 0:
-            raise ValueError("ks must hold at least one k; got an empty sequence")
-        return tuple(check_int(k, "each k in ks", minimum=1) for k in ks)
-    return (check_int(ks, "ks", minimum=1),)
+def _check_cutoffs(k: object) -> tuple[int, ...]:
+    if isinstance(k, Sequence) and not isinstance(k, str):
+        if len(k) == 0:
+            raise ValueError("k must be an int or hold at least one int; got an empty sequence")
+        return tuple(check_int(value, "each value of k", minimum=1) for value in k)
+    return (check_int(k, "k", minimum=1),)
 
 
 class _Problem:
@@ -287,18 +287,18 @@ class _Problem:
         return self.database_labels[order] == self.query_labels[rows, None]
 
 
-def _check_topk(topk: object, num_candidates: int) -> int:
-    if topk is None:
+def _check_depth(k: object, num_candidates: int) -> int:
+    if k is None:
         return num_candidates
-    if isinstance(topk, bool) or not isinstance(topk, Integral):
-        raise TypeError(f"topk must be None or an int >= 1; got {type(topk).__name__} {topk!r}")
-    topk = int(topk)
-    if topk < 1:
+    if isinstance(k, bool) or not isinstance(k, Integral):
+        raise TypeError(f"k must be None or an int >= 1; got {type(k).__name__} {k!r}")
+    k = int(k)
+    if k < 1:
         raise ValueError(
-            f"topk must be None (whole database) or an int >= 1; got {topk}. "
-            "There is no -1 sentinel: pass topk=None to rank the whole database."
+            f"k must be None (whole database) or an int >= 1; got {k}. "
+            "There is no -1 sentinel: pass k=None to rank the whole database."
         )
-    return min(topk, num_candidates)
+    return min(k, num_candidates)
 
 
 # --------------------------------------------------------------------------------------
@@ -311,12 +311,13 @@ def mean_average_precision(
     database: Tensor,
     query_labels: Tensor,
     database_labels: Tensor,
-    topk: int | None = None,
+    *,
+    k: int | None = None,
     metric: str = "hamming",
-    chunk_size: int | None = None,
     exclude_self: bool = False,
+    chunk_size: int | None = None,
 ) -> Tensor:
-    """Mean average precision over the top ``topk`` items of each query's ranking (mAP@K).
+    """Mean average precision over the top ``k`` items of each query's ranking (mAP@K).
 
     For one query with ranked relevance ``rel_1, rel_2, ...``::
 
@@ -331,13 +332,13 @@ def mean_average_precision(
         database: the items to rank, in the same form as ``query``.
         query_labels: class ids (integer) or multi-hot labels of the queries.
         database_labels: labels of the database items, of the same kind as ``query_labels``.
-        topk: how many ranked items count; ``None`` ranks the whole database. Values above
+        k: how many ranked items count; ``None`` ranks the whole database. Values above
             the database size are clamped to it. There is no ``-1`` sentinel.
         metric: ``"hamming"`` or ``"cosine"``.
-        chunk_size: queries per block; ``None`` picks the largest block whose work tensors
-            fit in about 256 MiB.
         exclude_self: the query set is the database (same rows); each query's own item is
             removed from its ranking.
+        chunk_size: queries per block; ``None`` picks the largest block whose work tensors
+            fit in about 256 MiB.
 
     Returns:
         A 0-dim float32 tensor on the device of ``query``.
@@ -355,7 +356,7 @@ def mean_average_precision(
         True
     """
     problem = _Problem(query, database, query_labels, database_labels, metric, exclude_self)
-    depth = _check_topk(topk, problem.num_candidates)
+    depth = _check_depth(k, problem.num_candidates)
     block = problem.chunk_size(depth, _check_chunk_size(chunk_size))
     ranks = torch.arange(1, depth + 1, device=problem.device, dtype=torch.float32)
     total = torch.zeros((), device=problem.device, dtype=torch.float64)
@@ -376,27 +377,27 @@ def _top_k_hits(
     database: Tensor,
     query_labels: Tensor,
     database_labels: Tensor,
-    ks: object,
+    k: object,
     metric: str,
     exclude_self: bool,
     chunk_size: int | None,
     reduce: str,
 ) -> dict[int, Tensor]:
     problem = _Problem(query, database, query_labels, database_labels, metric, exclude_self)
-    ks = _check_ks(ks)
-    depths = {k: min(k, problem.num_candidates) for k in ks}
+    cutoffs = _check_cutoffs(k)
+    depths = {cutoff: min(cutoff, problem.num_candidates) for cutoff in cutoffs}
     depth = max(depths.values())
     block = problem.chunk_size(depth, _check_chunk_size(chunk_size))
-    totals = {k: torch.zeros((), device=problem.device, dtype=torch.float64) for k in ks}
+    totals = {cutoff: torch.zeros((), device=problem.device, dtype=torch.float64) for cutoff in cutoffs}
     for rows in problem.blocks(block):
         hits = problem.ranked_relevance(rows, depth).to(torch.float32).cumsum(dim=1)
-        for k, kept in depths.items():
+        for cutoff, kept in depths.items():
             hits_at_k = hits[:, kept - 1]
             if reduce == "recall":
-                totals[k] += (hits_at_k > 0).sum(dtype=torch.float64)
+                totals[cutoff] += (hits_at_k > 0).sum(dtype=torch.float64)
             else:
-                totals[k] += (hits_at_k / kept).sum(dtype=torch.float64)
-    return {k: (total / problem.num_queries).to(torch.float32) for k, total in totals.items()}
+                totals[cutoff] += (hits_at_k / kept).sum(dtype=torch.float64)
+    return {cutoff: (total / problem.num_queries).to(torch.float32) for cutoff, total in totals.items()}
 
 
 def recall_at_k(
@@ -404,7 +405,8 @@ def recall_at_k(
     database: Tensor,
     query_labels: Tensor,
     database_labels: Tensor,
-    ks: Sequence[int] | int = (1, 2, 4, 8),
+    *,
+    k: Sequence[int] | int = (1, 2, 4, 8),
     metric: str = "cosine",
     exclude_self: bool = False,
     chunk_size: int | None = None,
@@ -416,14 +418,14 @@ def recall_at_k(
         database: the items to rank, in the same form as ``query``.
         query_labels: class ids (integer) or multi-hot labels of the queries.
         database_labels: labels of the database items, of the same kind as ``query_labels``.
-        ks: the cut-offs; each k above the number of candidates is clamped to it.
+        k: the cut-off or cut-offs; each above the number of candidates is clamped to it.
         metric: ``"cosine"`` or ``"hamming"``.
         exclude_self: the query set is the database (same rows); each query's own item is
             removed from its ranking, as in the usual "test set against itself" protocol.
         chunk_size: queries per block; ``None`` picks one from a memory budget.
 
     Returns:
-        ``{k: 0-dim float32 tensor}`` in the order of ``ks``, on the device of ``query``.
+        ``{k: 0-dim float32 tensor}`` in the order of ``k``, on the device of ``query``.
 
     Shape:
         - query: (Q, D); database: (N, D) (N = Q when ``exclude_self``).
@@ -432,7 +434,7 @@ def recall_at_k(
     Example:
         >>> embeddings = torch.eye(4)[[0, 0, 1, 1]]
         >>> labels = torch.tensor([0, 0, 1, 1])
-        >>> float(recall_at_k(embeddings, embeddings, labels, labels, ks=(1,), exclude_self=True)[1])
+        >>> float(recall_at_k(embeddings, embeddings, labels, labels, k=(1,), exclude_self=True)[1])
         1.0
     """
     return _top_k_hits(
@@ -440,7 +442,7 @@ def recall_at_k(
         database,
         query_labels,
         database_labels,
-        ks,
+        k,
         metric,
         exclude_self,
         chunk_size,
@@ -453,7 +455,8 @@ def precision_at_k(
     database: Tensor,
     query_labels: Tensor,
     database_labels: Tensor,
-    ks: Sequence[int] | int = (1, 2, 4, 8),
+    *,
+    k: Sequence[int] | int = (1, 2, 4, 8),
     metric: str = "cosine",
     exclude_self: bool = False,
     chunk_size: int | None = None,
@@ -468,13 +471,13 @@ def precision_at_k(
         database: the items to rank, in the same form as ``query``.
         query_labels: class ids (integer) or multi-hot labels of the queries.
         database_labels: labels of the database items, of the same kind as ``query_labels``.
-        ks: the cut-offs.
+        k: the cut-off or cut-offs.
         metric: ``"cosine"`` or ``"hamming"``.
         exclude_self: the query set is the database; each query's own item is not ranked.
         chunk_size: queries per block; ``None`` picks one from a memory budget.
 
     Returns:
-        ``{k: 0-dim float32 tensor}`` in the order of ``ks``, on the device of ``query``.
+        ``{k: 0-dim float32 tensor}`` in the order of ``k``, on the device of ``query``.
 
     Shape:
         - query: (Q, D); database: (N, D).
@@ -483,7 +486,7 @@ def precision_at_k(
     Example:
         >>> embeddings = torch.eye(4)[[0, 0, 1, 1]]
         >>> labels = torch.tensor([0, 0, 1, 1])
-        >>> float(precision_at_k(embeddings, embeddings, labels, labels, ks=2)[2])
+        >>> float(precision_at_k(embeddings, embeddings, labels, labels, k=2)[2])
         1.0
     """
     return _top_k_hits(
@@ -491,7 +494,7 @@ def precision_at_k(
         database,
         query_labels,
         database_labels,
-        ks,
+        k,
         metric,
         exclude_self,
         chunk_size,
@@ -500,10 +503,11 @@ def precision_at_k(
 
 
 def precision_recall_curve(
-    query_codes: Tensor,
-    database_codes: Tensor,
+    query: Tensor,
+    database: Tensor,
     query_labels: Tensor,
     database_labels: Tensor,
+    *,
     chunk_size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Precision and recall of Hamming-ball retrieval for every radius r = 0, ..., K.
@@ -518,18 +522,18 @@ def precision_recall_curve(
     * a query with no relevant item in the database has recall 0 at every radius.
 
     Args:
-        query_codes: ±1 query codes.
-        database_codes: ±1 database codes.
+        query: ±1 query codes.
+        database: ±1 database codes.
         query_labels: class ids (integer) or multi-hot labels of the queries.
         database_labels: labels of the database items, of the same kind as ``query_labels``.
         chunk_size: queries per block; ``None`` picks one from a memory budget.
 
     Returns:
-        ``(precision, recall)``, float32 tensors on the device of ``query_codes``; index r
+        ``(precision, recall)``, float32 tensors on the device of ``query``; index r
         holds the value at radius r.
 
     Shape:
-        - query_codes: (Q, K); database_codes: (N, K).
+        - query: (Q, K); database: (N, K).
         - query_labels: (Q,) or (Q, L); database_labels: (N,) or (N, L).
         - precision, recall: (K + 1,).
 
@@ -540,7 +544,7 @@ def precision_recall_curve(
         >>> [round(value, 3) for value in precision.tolist()]
         [1.0, 0.722, 0.556]
     """
-    problem = _Problem(query_codes, database_codes, query_labels, database_labels, "hamming")
+    problem = _Problem(query, database, query_labels, database_labels, "hamming")
     num_bins = problem.code_length + 1
     block = problem.chunk_size(num_bins, _check_chunk_size(chunk_size))
     precision_total = torch.zeros(num_bins, device=problem.device, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""Attention extractors (CNN feature maps, ViT CLS·patch) and the attention cache."""
+"""Attention: extractors (CNN feature maps, ViT CLS·patch), the cache, and the sources G_cut reads."""
 
 from __future__ import annotations
 
@@ -11,13 +11,27 @@ from .extractors import (
     resnet_extractor,
     vit_extractor,
 )
+from .sources import (
+    AttentionSource,
+    CachedAttention,
+    CallableAttention,
+    ForwardAttention,
+    GivenAttention,
+    attention_source_for,
+)
 
 __all__ = [
     "AttentionCache",
     "AttentionExtractor",
+    "AttentionSource",
+    "CachedAttention",
+    "CallableAttention",
     "FeatureMapExtractor",
+    "ForwardAttention",
+    "GivenAttention",
     "ViTTokenExtractor",
     "attention_extractor_for",
+    "attention_source_for",
     "resnet_extractor",
     "vit_extractor",
 ]

@@ -47,8 +47,9 @@ Read rule and view geometry
     they are never candidates. A sample whose view contains no written value at all is
     reported as not seen, and GCut's ``warmup`` policy takes over for it.
 
-    Views are given as ``view_boxes`` (B, 4), normalised (y0, x0, y1, x1) of the original
-    image, and ``flips`` (B,) bool, mirrored left–right after cropping (the convention of
+    Views are given as a :class:`~gg_augment.View`: ``boxes`` (B, 4), normalised (y0, x0,
+    y1, x1) of the original image, and ``flips`` (B,) bool, mirrored left–right after
+    cropping (the convention of
     :class:`~gg_augment.RandomResizedCropFlip` and :mod:`gg_augment.functional.geometry`).
     ``None`` means the whole image without flip; then no resampling happens at all. **Cost
     of leaving them out:** if the pipeline crops or flips but does not pass the boxes, the
@@ -74,8 +75,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_index, check_range, check_tensor, check_view_boxes, pair
+from .._checks import check_int, check_range, check_tensor, pair
 from ..functional.geometry import warp_to_original, warp_to_view
+from ..view import View, as_view
 from .extractors import AttentionExtractor, attention_extractor_for
 
 __all__ = ["AttentionCache"]
@@ -88,18 +90,19 @@ _OBSERVED_SLACK = 1e-4
 
 @dataclass
 class _Pending:
-    index: Tensor
-    view_boxes: Tensor | None
-    flips: Tensor | None
+    view: View
     observed: Tensor | None
 
 
 def _format_bytes(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.2f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return f"{count} B"  # pragma: no cover
+    if count < 1024:
+        return f"{count} B"
+    size = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.2f} {unit}"
 
 
 class AttentionCache(nn.Module):
@@ -130,7 +133,7 @@ class AttentionCache(nn.Module):
         >>> cache = AttentionCache(num_samples=100, grid_size=8)
         >>> gcut = GCut(model, cache=cache, grid_size=8)  # attaches the cache to the model
         >>> x, index = torch.randn(4, 3, 32, 32), torch.arange(4)
-        >>> x_aug, retention = gcut(x, index=index)  # warm-up: extra pass for unseen samples
+        >>> x_aug, retention = gcut(x, view=index)  # warm-up: extra pass for unseen samples
         >>> codes = model(x_aug)  # the training forward fills the cache
         >>> int(cache.seen.sum())
         4
@@ -152,8 +155,7 @@ class AttentionCache(nn.Module):
         validate_args: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be an int >= 1; got {num_samples!r}")
+        num_samples = check_int(num_samples, "num_samples", minimum=1)
         grid = pair(grid_size, "grid_size")
         self.momentum = check_range(momentum, "momentum", 0.0, 1.0)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -165,6 +167,7 @@ class AttentionCache(nn.Module):
         self.extractor: AttentionExtractor | None = None
         self._handle: torch.utils.hooks.RemovableHandle | None = None
         self._pending: _Pending | None = None
+        self._last_checked: tuple[View, int, View] | None = None
         if extractor is not None:
             self.attach(extractor)
 
@@ -244,45 +247,49 @@ class AttentionCache(nn.Module):
         features = output[0] if isinstance(output, (tuple, list)) else output
         if not isinstance(features, Tensor):
             raise TypeError(f"the hooked layer must output a tensor; got {type(features).__name__}")
-        if features.shape[0] != pending.index.shape[0]:
+        announced = pending.view.index.shape[0] if pending.view.index is not None else -1
+        if features.shape[0] != announced:
             raise ValueError(
                 f"the training forward after cache.expect(...) must see the announced batch: expected "
-                f"{pending.index.shape[0]} samples; got {features.shape[0]} (call expect() right before "
+                f"{announced} samples; got {features.shape[0]} (call expect() right before "
                 "the training forward of exactly those samples)"
             )
+        extractor = self.extractor
+        if extractor is None:  # detach() clears the pending batch, so this cannot happen
+            raise RuntimeError("the attention cache's hook fired without an extractor")
         with torch.no_grad():
-            logits = self.extractor.features_to_logits(features.detach())  # type: ignore[union-attr]
-            self._write(pending.index, logits, pending.view_boxes, pending.flips, pending.observed)
+            self.write(pending.view, extractor.features_to_logits(features.detach()), pending.observed)
 
     # -- argument checks -------------------------------------------------------------------
 
-    def _check_geometry(
-        self,
-        index: object,
-        view_boxes: Tensor | None,
-        flips: Tensor | None,
-        batch_size: int | None = None,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        index = check_tensor(index, "index")
+    def check_view(self, view: View | Tensor, batch_size: int | None = None) -> View:
+        """The view with its index checked against this cache (once per view object).
+
+        Args:
+            view: a :class:`~gg_augment.View` with ``index``, or a bare index tensor.
+            batch_size: B of the images; defaults to the length of the index.
+
+        Raises:
+            ValueError, TypeError: naming the field, what was expected and what came.
+        """
+        last = self._last_checked
+        if last is not None and view is last[0] and batch_size in (None, last[1]):
+            # GCut reads, then announces, the same view object: check (and sync) once.
+            return last[2]
+        checked = as_view(view)
+        if checked is None or checked.index is None:
+            raise ValueError("the attention cache needs the dataset indices: pass view=View(index=...) (B,); got none")
         if batch_size is None:
+            index = check_tensor(checked.index, "index")
             if index.ndim != 1:
                 raise ValueError(f"index must have shape (B,); got {tuple(index.shape)}")
             batch_size = index.shape[0]
-        if self.validate_args:
-            index = check_index(index, batch_size, self.num_samples)
-        elif index.ndim != 1 or index.shape[0] != batch_size:
-            raise ValueError(f"index must have shape ({batch_size},); got {tuple(index.shape)}")
-        elif index.is_floating_point() or index.dtype == torch.bool:
-            raise TypeError(f"index must have an integer dtype; got {index.dtype}")
-        if view_boxes is not None:
-            view_boxes = check_view_boxes(view_boxes, batch_size, validate_values=self.validate_args)
-        if flips is not None:
-            flips = check_tensor(flips, "flips")
-            if flips.shape != (batch_size,):
-                raise ValueError(f"flips must have shape ({batch_size},); got {tuple(flips.shape)}")
-            if flips.dtype != torch.bool:
-                raise TypeError(f"flips must be a bool tensor; got {flips.dtype}")
-        return index, view_boxes, flips
+        checked = checked.validated(
+            batch_size, self.num_samples, require_index=True, validate_values=self.validate_args
+        )
+        if isinstance(view, View):
+            self._last_checked = (view, batch_size, checked)
+        return checked
 
     def _check_observed(self, observed: Tensor | None, batch_size: int) -> Tensor | None:
         if observed is None:
@@ -296,91 +303,63 @@ class AttentionCache(nn.Module):
 
     # -- write -----------------------------------------------------------------------------
 
-    def expect(
-        self,
-        index: Tensor,
-        view_boxes: Tensor | None = None,
-        flips: Tensor | None = None,
-        observed: Tensor | None = None,
-    ) -> None:
+    def expect(self, view: View | Tensor, observed: Tensor | None = None) -> None:
         """Announce the batch that the next training forward will show the model.
 
-        :class:`~gg_augment.GCut` calls this right after cutting, with the cells it did not
-        cut as ``observed``. Without GCut (plain training that should still fill the cache),
-        call ``cache.expect(index, view_boxes, flips)`` before the forward: every cell of the
-        view counts as observed. A second call before the forward replaces the first.
+        :class:`~gg_augment.GCut` (through its cached attention source) calls this right after
+        cutting, with the cells it did not cut as ``observed``. Without GCut (plain training
+        that should still fill the cache), call ``cache.expect(view)`` before the forward:
+        every cell of the view counts as observed. A second call before the forward replaces
+        the first.
 
         Args:
-            index: dataset indices of the batch.
-            view_boxes, flips: the view geometry (see the module docs); None = whole image.
+            view: the batch's :class:`~gg_augment.View` (index, and the crop boxes and flips
+                if the images are crops), or a bare index tensor for whole images.
             observed: which cells of the view's grid the model sees; None = all.
 
         Shape:
-            - index: (B,); view_boxes: (B, 4); flips: (B,) bool; observed: (B, gh, gw) bool
+            - view.index: (B,); view.boxes: (B, 4); view.flips: (B,) bool;
+              observed: (B, gh, gw) bool
         """
-        index, view_boxes, flips = self._check_geometry(index, view_boxes, flips)
-        observed = self._check_observed(observed, index.shape[0])
+        checked = self.check_view(view)
+        observed = self._check_observed(observed, check_tensor(checked.index, "index").shape[0])
         if self.extractor is None or not self.attached:
             raise ValueError(
                 "cache.expect(...) needs the cache attached to the model being trained: call "
                 "cache.attach(model) (GCut(model, cache=...) does it for you)"
             )
-        self._pending = _Pending(index, view_boxes, flips, observed)
+        self._pending = _Pending(checked, observed)
 
-    def _set_pending(
-        self, index: Tensor, view_boxes: Tensor | None, flips: Tensor | None, observed: Tensor | None
-    ) -> None:
-        """:meth:`expect` for arguments that the caller has validated already (GCut)."""
-        self._pending = _Pending(index, view_boxes, flips, observed)
-
-    def write(
-        self,
-        index: Tensor,
-        logits: Tensor,
-        view_boxes: Tensor | None = None,
-        flips: Tensor | None = None,
-        observed: Tensor | None = None,
-    ) -> None:
+    @torch.no_grad()
+    def write(self, view: View | Tensor, logits: Tensor, observed: Tensor | None = None) -> None:
         """Blend attention logits seen in a view into the cache (the hook's write, by hand).
 
         Args:
-            index: dataset indices.
+            view: the batch's :class:`~gg_augment.View` or a bare index tensor.
             logits: attention logits of the view, e.g. ``extractor.features_to_logits(f)``
                 or ``extractor.extract(x)``; resized (nearest) to the view's grid.
-            view_boxes, flips: the view geometry; None = whole image, no flip.
             observed: cells of the view's grid that were visible; None = all. Its (gh, gw)
                 is the view's grid; without it the cache's own grid is used.
 
         Shape:
-            - index: (B,); logits: (B, h, w); view_boxes: (B, 4); flips: (B,);
-              observed: (B, gh, gw) bool
+            - view.index: (B,); logits: (B, h, w); observed: (B, gh, gw) bool
         """
-        index, view_boxes, flips = self._check_geometry(index, view_boxes, flips)
-        logits = check_tensor(logits, "logits")
-        if logits.ndim != 3 or logits.shape[0] != index.shape[0]:
-            raise ValueError(f"logits must have shape ({index.shape[0]}, h, w); got {tuple(logits.shape)}")
-        observed = self._check_observed(observed, index.shape[0])
-        with torch.no_grad():
-            self._write(index, logits, view_boxes, flips, observed)
-
-    def _write(
-        self,
-        index: Tensor,
-        logits: Tensor,
-        view_boxes: Tensor | None,
-        flips: Tensor | None,
-        observed: Tensor | None,
-    ) -> None:
-        device = self.values.device
-        index = index.to(device)
+        view = self.check_view(view)
+        index = check_tensor(view.index, "index")
         batch = index.shape[0]
+        logits = check_tensor(logits, "logits")
+        if logits.ndim != 3 or logits.shape[0] != batch:
+            raise ValueError(f"logits must have shape ({batch}, h, w); got {tuple(logits.shape)}")
+        observed = self._check_observed(observed, batch)
         if batch == 0:
             return
+        device = self.values.device
+        index = index.to(device)
         view_grid = tuple(observed.shape[1:]) if observed is not None else self.grid_size
         logits = logits.detach().to(device=device, dtype=torch.float32)
         if tuple(logits.shape[1:]) != view_grid:
             logits = F.interpolate(logits.unsqueeze(1), size=view_grid, mode="nearest").squeeze(1)
-        if view_boxes is None and flips is None and view_grid == self.grid_size:
+        if view.is_whole_image and view_grid == self.grid_size:
             fresh = logits
             update = observed.to(device) if observed is not None else torch.ones_like(logits, dtype=torch.bool)
         else:
@@ -391,8 +370,8 @@ class AttentionCache(nn.Module):
             )
             warped, inside = warp_to_original(
                 torch.stack([logits, seen_mask], dim=1),
-                None if view_boxes is None else view_boxes.to(device),
-                None if flips is None else flips.to(device),
+                None if view.boxes is None else view.boxes.to(device),
+                None if view.flips is None else view.flips.to(device),
                 self.grid_size,
             )
             fresh = warped[:, 0]
@@ -414,11 +393,7 @@ class AttentionCache(nn.Module):
     # -- read ------------------------------------------------------------------------------
 
     def read(
-        self,
-        index: Tensor,
-        view_boxes: Tensor | None = None,
-        flips: Tensor | None = None,
-        grid_size: int | tuple[int, int] | None = None,
+        self, view: View | Tensor, grid_size: int | tuple[int, int] | None = None
     ) -> tuple[Tensor, Tensor]:
         """The cached attention of a batch, in each sample's view, as probabilities.
 
@@ -427,9 +402,8 @@ class AttentionCache(nn.Module):
         over the view cells normalises them to sum 1.
 
         Args:
-            index: dataset indices.
-            view_boxes, flips: the view geometry; None = whole image, no flip (see the module
-                docs for the cost of omitting them when the views are crops).
+            view: the batch's :class:`~gg_augment.View` (see the module docs for the cost of
+                omitting its boxes when the images are crops), or a bare index tensor.
             grid_size: (gh, gw) of the output; defaults to the cache's grid.
 
         Returns:
@@ -438,32 +412,24 @@ class AttentionCache(nn.Module):
             uniform.
 
         Shape:
-            - index: (B,); view_boxes: (B, 4); flips: (B,) bool
+            - view.index: (B,); view.boxes: (B, 4); view.flips: (B,) bool
             - output: (B, gh, gw) and (B,) bool
         """
-        index, view_boxes, flips = self._check_geometry(index, view_boxes, flips)
+        view = self.check_view(view)
         out_size = pair(grid_size, "grid_size") if grid_size is not None else self.grid_size
-        return self._read(index, view_boxes, flips, out_size)
-
-    def _read(
-        self,
-        index: Tensor,
-        view_boxes: Tensor | None,
-        flips: Tensor | None,
-        out_size: tuple[int, int],
-    ) -> tuple[Tensor, Tensor]:
+        index = check_tensor(view.index, "index")
         device = self.values.device
         stored = self.values.index_select(0, index.to(device)).float()
         written = ~torch.isnan(stored)
-        if view_boxes is None and flips is None and out_size == self.grid_size:
+        if view.is_whole_image and out_size == self.grid_size:
             known = written
             logits = stored
         else:
             planes = torch.stack([torch.where(written, stored, 0.0), written.float()], dim=1)
             warped = warp_to_view(
                 planes,
-                None if view_boxes is None else view_boxes.to(device),
-                None if flips is None else flips.to(device),
+                None if view.boxes is None else view.boxes.to(device),
+                None if view.flips is None else view.flips.to(device),
                 out_size,
             )
             weight = warped[:, 1]

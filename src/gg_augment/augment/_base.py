@@ -1,20 +1,111 @@
-"""What every retention augmentation shares: probability, generator, validation switch."""
+"""What every random augmentation shares: the generator, sample-then-apply, and ``forward``.
+
+Subclasses write two methods: ``sample`` (draw the parameters of a batch) and ``apply``
+(deterministic, given the parameters). ``forward`` is written once, here: it checks the
+input, draws with the right generator unless ``params=`` replays an earlier draw, applies.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .._checks import check_generator, check_range
+from .._checks import check_batch_shape, check_generator, check_image_batch, check_range
+from ..functional._sampling import bernoulli_mask
+
+__all__ = ["BatchShape", "RandomAugmentation", "RetentionAugmentation"]
+
+Output = TypeVar("Output")
+BatchShape = tuple[int, int, int, int]
 
 
-class RetentionAugmentation(nn.Module):
+class RandomAugmentation(nn.Module, Generic[Output]):
+    """Base of the batched random modules: ``forward(x, params=None, **context)``.
+
+    Args:
+        generator: optional ``torch.Generator`` on the input's device; all randomness is drawn
+            from it (or from the device's default generator when None).
+
+    ``context`` holds per-call inputs that are not images, named in ``context_keys`` (GCut
+    takes ``attention`` and ``view``, the crop takes ``index``); any other keyword is a
+    ``TypeError``.
+    """
+
+    context_keys: tuple[str, ...] = ()
+
+    def __init__(self, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.generator = check_generator(generator)
+
+    def generate_params(
+        self,
+        batch_shape: torch.Size | tuple[int, ...],
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+        **inputs: Tensor,
+    ) -> dict[str, Tensor]:
+        """Draw the parameters of a batch of shape (B, C, H, W) on ``device``.
+
+        Args:
+            batch_shape: (B, C, H, W) of the images.
+            device: where the parameters are drawn and live.
+            generator: overrides the module's generator for this draw.
+            inputs: what the sampler needs beyond the shape (GCut: ``attention=``).
+        """
+        shape = check_batch_shape(batch_shape)
+        device = torch.device(device)
+        chosen = check_generator(generator if generator is not None else self.generator, device)
+        return self.sample(shape, device, chosen, inputs)
+
+    def sample(
+        self,
+        shape: BatchShape,
+        device: torch.device,
+        generator: torch.Generator | None,
+        inputs: Mapping[str, Tensor],
+    ) -> dict[str, Tensor]:
+        """The subclass's sampler; arguments already checked."""
+        raise NotImplementedError
+
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Output:
+        """The subclass's deterministic transform."""
+        raise NotImplementedError
+
+    def sampler_inputs(self, x: Tensor, context: Mapping[str, Any]) -> dict[str, Tensor]:
+        """What ``forward`` passes to :meth:`generate_params` beyond the shape."""
+        return {}
+
+    def finish(self, x: Tensor, params: dict[str, Tensor], context: Mapping[str, Any]) -> Output:
+        """Apply the parameters; a subclass may also report what it did (GCut's observe)."""
+        return self.apply(x, params)
+
+    def forward(self, x: Tensor, params: dict[str, Tensor] | None = None, **context: Any) -> Output:
+        """Draw (unless ``params`` replays an earlier draw) and apply.
+
+        Args:
+            x: images (B, C, H, W), floating point; never modified.
+            params: the output of :meth:`generate_params`, to replay a call exactly.
+            context: the keywords in ``context_keys``.
+        """
+        x = check_image_batch(x)
+        unknown = sorted(set(context) - set(self.context_keys))
+        if unknown:
+            accepted = ", ".join(self.context_keys) or "none"
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword(s) {unknown}; it accepts: {accepted}")
+        if params is None:
+            params = self.generate_params(x.shape, x.device, **self.sampler_inputs(x, context))
+        return self.finish(x, params, context)
+
+
+class RetentionAugmentation(RandomAugmentation[tuple[Tensor, Tensor]]):
     """Base for modules returning ``(x_aug, retention)``.
 
     Args:
         p: probability that a sample is augmented; the others pass through with r = 1.
-        generator: optional ``torch.Generator`` on the input's device; all randomness is drawn
-            from it (or from the device's default generator when None).
+        generator: see :class:`RandomAugmentation`.
         validate_args: check tensor *values* of inputs (finite, ranges). These checks need a
             host sync on CUDA; turn them off for CUDA graphs or the last bit of speed. Shape
             and dtype checks always run, they are free.
@@ -26,12 +117,10 @@ class RetentionAugmentation(nn.Module):
         generator: torch.Generator | None = None,
         validate_args: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(generator)
         self.p = check_range(p, "p", 0.0, 1.0)
-        self.generator = check_generator(generator)
         self.validate_args = bool(validate_args)
 
-    def _generator_for(
-        self, device: torch.device, generator: torch.Generator | None
-    ) -> torch.Generator | None:
-        return check_generator(generator if generator is not None else self.generator, device)
+    def draw_applied(self, batch: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
+        """(B,) bool: which samples are augmented, with probability ``p`` each."""
+        return bernoulli_mask(self.p, batch, device, generator)

@@ -8,14 +8,16 @@ original image at no cost to the user.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._checks import (
     check_choice,
-    check_generator,
+    check_flips,
     check_image_batch,
     check_interval,
     check_range,
@@ -24,25 +26,27 @@ from .._checks import (
 )
 from ..functional._sampling import uniform
 from ..functional.geometry import resized_crop_flip
+from ..view import View
+from ._base import BatchShape, RandomAugmentation
 
 __all__ = ["RandomResizedCropFlip", "ResizedCropFlipOutput"]
 
 
 class ResizedCropFlipOutput(NamedTuple):
-    """What :class:`RandomResizedCropFlip` returns; unpacks as ``(image, view_boxes, flips)``.
+    """What :class:`RandomResizedCropFlip` returns; unpacks as ``(image, view)``.
 
     Shape:
         - image: (B, C, h, w)
-        - view_boxes: (B, 4) float32, normalised (y0, x0, y1, x1) of the original image
-        - flips: (B,) bool, mirrored left–right after cropping
+        - view: a :class:`~gg_augment.View`; ``view.boxes`` (B, 4) float32, normalised
+          (y0, x0, y1, x1) of the original image; ``view.flips`` (B,) bool, mirrored
+          left–right after cropping; ``view.index`` the ``index=`` given to the call
     """
 
     image: Tensor
-    view_boxes: Tensor
-    flips: Tensor
+    view: View
 
 
-class RandomResizedCropFlip(nn.Module):
+class RandomResizedCropFlip(RandomAugmentation[ResizedCropFlipOutput]):
     """Random resized crop and horizontal flip, one box and flip per sample, batched.
 
     Parameters are drawn on the input's device, one call per kind for the whole batch:
@@ -70,18 +74,23 @@ class RandomResizedCropFlip(nn.Module):
         flip_p: probability of a left–right flip.
         generator: optional ``torch.Generator`` on the input's device.
 
+    It returns the images with their :class:`~gg_augment.View`, not a retention: a crop
+    changes the geometry, and the view lets the attention cache follow it. Pass ``index=``
+    (the dataset indices of the batch) to have it in the view.
+
     Shape:
-        - x: (B, C, H, W) float
-        - output: :class:`ResizedCropFlipOutput` ``(image (B, C, h, w), view_boxes (B, 4),
-          flips (B,))``
+        - x: (B, C, H, W) float; index: (B,)
+        - output: :class:`ResizedCropFlipOutput` ``(image (B, C, h, w), view)``
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> crop = RandomResizedCropFlip(16, generator=g)
-        >>> image, view_boxes, flips = crop(torch.randn(4, 3, 32, 32))
-        >>> image.shape, view_boxes.shape, flips.dtype
+        >>> image, view = crop(torch.randn(4, 3, 32, 32), index=torch.arange(4))
+        >>> image.shape, view.boxes.shape, view.flips.dtype
         (torch.Size([4, 3, 16, 16]), torch.Size([4, 4]), torch.bool)
     """
+
+    context_keys = ("index",)
 
     def __init__(
         self,
@@ -92,33 +101,26 @@ class RandomResizedCropFlip(nn.Module):
         generator: torch.Generator | None = None,
         mode: str = "bilinear",
     ) -> None:
-        super().__init__()
+        super().__init__(generator)
         self.size = pair(size, "size")
         self.scale = check_interval(scale, "scale", 0.0, 1.0, low_inclusive=False)
         self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
         self.flip_p = check_range(flip_p, "flip_p", 0.0, 1.0)
-        self.generator = check_generator(generator)
         self.mode = check_choice(mode, "mode", ("bilinear", "nearest"))
 
-    def _generator_for(self, device: torch.device, generator: torch.Generator | None) -> torch.Generator | None:
-        return check_generator(generator if generator is not None else self.generator, device)
-
-    def generate_params(
+    def sample(
         self,
-        batch_shape: torch.Size | tuple[int, ...],
-        device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
+        shape: BatchShape,
+        device: torch.device,
+        generator: torch.Generator | None,
+        inputs: Mapping[str, Tensor],
     ) -> dict[str, Tensor]:
         """Draw a box and a flip per sample for a batch of shape (B, C, H, W).
 
         Returns:
             ``view_boxes`` (B, 4) float32 normalised (y0, x0, y1, x1); ``flips`` (B,) bool.
         """
-        if len(batch_shape) != 4:
-            raise ValueError(f"batch_shape must be (B, C, H, W); got {tuple(batch_shape)}")
-        batch, _, height, width = (int(s) for s in batch_shape)
-        device = torch.device(device)
-        generator = self._generator_for(device, generator)
+        batch, _, height, width = shape
         aspect = width / height
         # float64 keeps the log/exp round trip from pushing a side past 1 by rounding.
         area = self.scale[0] + (self.scale[1] - self.scale[0]) * uniform((batch,), device, generator).double()
@@ -145,17 +147,14 @@ class RandomResizedCropFlip(nn.Module):
         """Replay: crop, resize and flip with the given params (no randomness)."""
         x = check_image_batch(x)
         boxes = check_view_boxes(params["view_boxes"], x.shape[0], "params['view_boxes']", validate_values=False)
-        flips = params["flips"]
-        if flips.shape != (x.shape[0],):
-            raise ValueError(f"params['flips'] must have shape ({x.shape[0]},); got {tuple(flips.shape)}")
+        flips = check_flips(params["flips"], x.shape[0], "params['flips']")
         image = resized_crop_flip(x, boxes, flips, self.size, mode=self.mode)
-        return ResizedCropFlipOutput(image, boxes, flips.to(torch.bool))
+        return ResizedCropFlipOutput(image, View(boxes=boxes, flips=flips))
 
-    def forward(self, x: Tensor, params: dict[str, Tensor] | None = None) -> ResizedCropFlipOutput:
-        x = check_image_batch(x)
-        if params is None:
-            params = self.generate_params(x.shape, x.device)
-        return self.apply(x, params)
+    def finish(self, x: Tensor, params: dict[str, Tensor], context: Mapping[str, Any]) -> ResizedCropFlipOutput:
+        image, view = self.apply(x, params)
+        index = context.get("index")
+        return ResizedCropFlipOutput(image, view if index is None else replace(view, index=index))
 
     def extra_repr(self) -> str:
         return (

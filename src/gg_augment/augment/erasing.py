@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 from .._checks import check_image_batch, check_interval
-from ..functional._sampling import bernoulli_mask, uniform
+from ..functional._sampling import uniform
 from ..functional.erase import erase
-from ._base import RetentionAugmentation
+from ._base import BatchShape, RetentionAugmentation
 
 __all__ = ["RandomErasingRetention"]
 
@@ -50,21 +51,18 @@ class RandomErasingRetention(RetentionAugmentation):
                 raise ValueError(f"fill must be 'random' or a float; got {fill!r}")
         elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be 'random' or a float; got {fill!r}")
-        self.fill = fill
+        self.fill: str | float = fill
 
-    def generate_params(
+    def sample(
         self,
-        batch_shape: torch.Size | tuple[int, ...],
-        device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
+        shape: BatchShape,
+        device: torch.device,
+        generator: torch.Generator | None,
+        inputs: Mapping[str, Tensor],
     ) -> dict[str, Tensor]:
         """``boxes`` (B, 4) int64 (y0, x0, y1, x1), empty where not applied; ``applied``;
         ``noise`` (B, C, H, W) for the random fill."""
-        if len(batch_shape) != 4:
-            raise ValueError(f"batch_shape must be (B, C, H, W); got {tuple(batch_shape)}")
-        batch, _, height, width = (int(s) for s in batch_shape)
-        device = torch.device(device)
-        generator = self._generator_for(device, generator)
+        batch, channels, height, width = shape
         draws = uniform((batch, 4), device, generator)
         area = (self.scale[0] + (self.scale[1] - self.scale[0]) * draws[:, 0]) * height * width
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -73,24 +71,18 @@ class RandomErasingRetention(RetentionAugmentation):
         box_w = torch.sqrt(area / aspect).round().clamp(1, width).long()
         y0 = (draws[:, 2] * (height - box_h + 1)).floor().long().clamp(max=height - 1)
         x0 = (draws[:, 3] * (width - box_w + 1)).floor().long().clamp(max=width - 1)
-        applied = bernoulli_mask(self.p, batch, device, generator)
+        applied = self.draw_applied(batch, device, generator)
         box_h, box_w = box_h * applied, box_w * applied
         params = {"boxes": torch.stack([y0, x0, y0 + box_h, x0 + box_w], dim=1), "applied": applied}
         if self.fill == "random":
-            params["noise"] = torch.randn((batch, *batch_shape[1:]), device=device, generator=generator)
+            params["noise"] = torch.randn((batch, channels, height, width), device=device, generator=generator)
         return params
 
     def apply(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Replay: erase the given boxes (no randomness)."""
         x = check_image_batch(x)
-        fill = params["noise"] if self.fill == "random" else float(self.fill)
+        fill = params["noise"] if isinstance(self.fill, str) else float(self.fill)
         return erase(x, params["boxes"], fill)
-
-    def forward(self, x: Tensor, params: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        x = check_image_batch(x)
-        if params is None:
-            params = self.generate_params(x.shape, x.device)
-        return self.apply(x, params)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, ratio={self.ratio}, fill={self.fill!r}, p={self.p}"

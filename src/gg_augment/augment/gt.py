@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_image_batch, check_positive, check_range
-from ..functional._sampling import bernoulli_mask, truncated_normal
+from ..functional._sampling import truncated_normal
 from ..functional.translate import gt as gt_functional
-from ._base import RetentionAugmentation
+from ._base import BatchShape, RetentionAugmentation
 
 __all__ = ["GT"]
 
@@ -62,15 +64,16 @@ class GT(RetentionAugmentation):
             check_choice(fill, "fill", ("random", "reflect"))
         elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be 'random', 'reflect' or a float; got {fill!r}")
-        self.fill = fill
+        self.fill: str | float = fill
         self.fill_scale = check_range(fill_scale, "fill_scale", 0.0, float("inf"))
         self.overlap = check_choice(overlap, "overlap", _OVERLAPS)
 
-    def generate_params(
+    def sample(
         self,
-        batch_shape: torch.Size | tuple[int, ...],
-        device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
+        shape: BatchShape,
+        device: torch.device,
+        generator: torch.Generator | None,
+        inputs: Mapping[str, Tensor],
     ) -> dict[str, Tensor]:
         """Draw offsets (and fill constants) for a batch of shape (B, C, H, W).
 
@@ -78,18 +81,14 @@ class GT(RetentionAugmentation):
             ``shift`` (B, 2) int64 (dy, dx), zero for samples not augmented;
             ``fill`` (B, C) float32 (random fill only); ``applied`` (B,) bool.
         """
-        if len(batch_shape) != 4:
-            raise ValueError(f"batch_shape must be (B, C, H, W); got {tuple(batch_shape)}")
-        batch, channels, height, width = (int(s) for s in batch_shape)
-        device = torch.device(device)
-        generator = self._generator_for(device, generator)
+        batch, channels, height, width = shape
         side = torch.tensor([height, width], dtype=torch.float64, device=device)
         # Whole-pixel offsets: truncating the continuous draw at floor(max_shift·side) + 1/2 and
         # rounding gives every allowed integer its full unit bin of normal mass.
         bound = torch.floor(self.max_shift * side)
         offsets = truncated_normal(self.sigma * side, bound + 0.5, (batch, 2), device, generator)
         shift = torch.round(offsets).clamp(-bound, bound).long()
-        applied = bernoulli_mask(self.p, batch, device, generator)
+        applied = self.draw_applied(batch, device, generator)
         params = {"shift": shift * applied.unsqueeze(1), "applied": applied}
         if self.fill == "random":
             params["fill"] = self.fill_scale * torch.randn(
@@ -110,14 +109,6 @@ class GT(RetentionAugmentation):
         else:
             fill = float(self.fill)
         return gt_functional(x, shift, fill, reflect=self.fill == "reflect", overlap=self.overlap)
-
-    def forward(
-        self, x: Tensor, params: dict[str, Tensor] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        x = check_image_batch(x)
-        if params is None:
-            params = self.generate_params(x.shape, x.device)
-        return self.apply(x, params)
 
     def extra_repr(self) -> str:
         return (

@@ -1,7 +1,7 @@
 """Validation helpers shared by the data loaders (integer counts, paths on disk).
 
 Tensor and argument checks live in :mod:`gg_augment._checks`; these cover what only the data
-package needs: whole-number counts and files that must exist.
+package needs: paths and files that must exist.
 """
 
 from __future__ import annotations
@@ -9,16 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["as_path", "check_count", "require_file"]
-
-
-def check_count(value: object, name: str, minimum: int = 0) -> int:
-    """An int (not bool) that is at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
+__all__ = ["as_path", "require_file"]
 
 
 def as_path(value: object, name: str) -> Path:

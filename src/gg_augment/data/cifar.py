@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from .._checks import check_choice
-from ._validate import as_path, check_count, require_file
+from .._checks import check_int
+from ._validate import as_path, require_file
 from .retrieval import IndexedTensorDataset, RetrievalSplits
 from .splits import split_class_balanced
 
@@ -193,10 +194,10 @@ def load_cifar10(
         {'query': 1000, 'train': 5000, 'database': 59000}
     """
     root = as_path(root, "root")
-    num_query = check_count(num_query, "num_query")
-    num_train = check_count(num_train, "num_train")
+    num_query = check_int(num_query, "num_query", minimum=0)
+    num_train = check_int(num_train, "num_train", minimum=0)
     check_choice(database, "database", ("rest", "all"))
-    seed = check_count(seed, "seed")
+    seed = check_int(seed, "seed", minimum=0)
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be a bool; got {type(normalize).__name__}")
     num_classes = len(CIFAR10_CLASSES)

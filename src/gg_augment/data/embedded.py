@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import check_choice, pair
-from ._validate import as_path, check_count, require_file
+from .._checks import check_int
+from ._validate import as_path, require_file
 from .retrieval import IndexedTensorDataset, RetrievalSplits
 from .splits import split_class_balanced
 
@@ -187,11 +188,11 @@ def load_embedded(
     if split is not None:
         check_choice(split, "split", _SPLITS)
     height, width = pair(image_size, "image_size")
-    channels = check_count(channels, "channels", minimum=1)
+    channels = check_int(channels, "channels", minimum=1)
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be a bool; got {type(normalize).__name__}")
     if seed is not None:
-        seed = check_count(seed, "seed")
+        seed = check_int(seed, "seed", minimum=0)
 
     path = embedded_path(root)
     arrays = _read_arrays(path)

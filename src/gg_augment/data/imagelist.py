@@ -22,7 +22,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._checks import check_tensor, pair
-from ._validate import as_path, check_count, require_file
+from .._checks import check_int
+from ._validate import as_path, require_file
 from .retrieval import RetrievalSplits, canonical_position
 
 __all__ = [
@@ -79,7 +80,7 @@ def read_image_list(
     """
     path = require_file(as_path(list_file, "list_file"), "image list file")
     if num_classes is not None:
-        num_classes = check_count(num_classes, "num_classes", minimum=1)
+        num_classes = check_int(num_classes, "num_classes", minimum=1)
     paths: list[str] = []
     rows: list[list[str]] = []
     line_numbers: list[int] = []

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_tensor
-from ._validate import check_count
+from .._checks import check_int
 
 __all__ = ["split_class_balanced"]
 
@@ -25,7 +25,7 @@ def _counts(counts_per_class: object) -> tuple[int, ...]:
             "counts_per_class must be a sequence of ints, one per split; "
             f"got {type(counts_per_class).__name__}"
         )
-    return tuple(check_count(c, f"counts_per_class[{i}]") for i, c in enumerate(counts_per_class))
+    return tuple(check_int(c, f"counts_per_class[{i}]", minimum=0) for i, c in enumerate(counts_per_class))
 
 
 def _generator(seed: object, generator: torch.Generator | None) -> torch.Generator:
@@ -135,7 +135,7 @@ def split_class_balanced(
         if num_classes is None:
             num_classes = observed
         else:
-            num_classes = check_count(num_classes, "num_classes")
+            num_classes = check_int(num_classes, "num_classes", minimum=0)
             if observed > num_classes:
                 raise ValueError(
                     f"labels must lie in [0, {num_classes - 1}] for num_classes={num_classes}; "

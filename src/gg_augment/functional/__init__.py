@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cut import attention_to_grid, candidate_cells, gcut, gcut_retention, upsample_cells
+from .cut import attention_to_grid, candidate_cells, cut_cells, gcut, gcut_retention, upsample_cells
 from .erase import erase
 from .geometry import resized_crop_flip, warp_to_original, warp_to_view
 from .translate import gt, gt_retention, translate
@@ -10,6 +10,7 @@ from .translate import gt, gt_retention, translate
 __all__ = [
     "attention_to_grid",
     "candidate_cells",
+    "cut_cells",
     "erase",
     "gcut",
     "gcut_retention",

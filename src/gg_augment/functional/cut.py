@@ -15,6 +15,7 @@ from torch import Tensor
 __all__ = [
     "attention_to_grid",
     "candidate_cells",
+    "cut_cells",
     "gcut",
     "gcut_retention",
     "upsample_cells",
@@ -102,11 +103,7 @@ def upsample_cells(cells: Tensor, image_size: tuple[int, int]) -> Tensor:
     return cells.reshape(batch, gh * gw)[:, cell_of_pixel].view(batch, 1, height, width)
 
 
-def gcut(
-    x: Tensor,
-    cut: Tensor,
-    fill: float | Tensor = 0.0,
-) -> Tensor:
+def cut_cells(x: Tensor, cut: Tensor, fill: float | Tensor = 0.0) -> Tensor:
     """Set the pixels of the cut cells to ``fill``. The input is never modified.
 
     Args:
@@ -122,7 +119,7 @@ def gcut(
     Example:
         >>> x = torch.ones(1, 1, 4, 4)
         >>> cut = torch.tensor([[[True, False], [False, False]]])
-        >>> gcut(x, cut)[0, 0]
+        >>> cut_cells(x, cut)[0, 0]
         tensor([[0., 0., 1., 1.],
                 [0., 0., 1., 1.],
                 [1., 1., 1., 1.],
@@ -138,6 +135,36 @@ def gcut(
         return torch.where(mask, fill, x)
     # where() with a 0-d fill is about twice as fast as masked_fill on a broadcast mask on CPU.
     return torch.where(mask, torch.tensor(float(fill), dtype=x.dtype, device=x.device), x)
+
+
+def gcut(
+    x: Tensor,
+    cut: Tensor,
+    attention: Tensor | None = None,
+    *,
+    candidates: Tensor | None = None,
+    fill: float | Tensor = 0.0,
+    score: str = "attention",
+) -> tuple[Tensor, Tensor]:
+    """G_cut given its draw: cut the cells and score what is left.
+
+    Args:
+        x: images.
+        cut: which grid cells to cut.
+        attention: the normalised grid the cut was drawn on (for ``score="attention"``).
+        candidates: the candidate cells (for ``score="area"``).
+        fill: see :func:`cut_cells`.
+        score: see :func:`gcut_retention`.
+
+    Returns:
+        ``(x_cut, retention)``, retention in the dtype of ``x``.
+
+    Shape:
+        - x: (B, C, H, W); cut, candidates: (B, gh, gw) bool; attention: (B, gh, gw)
+        - output: (B, C, H, W) and (B,)
+    """
+    retention = gcut_retention(cut, attention, candidates=candidates, score=score)
+    return cut_cells(x, cut, fill), retention.to(x.dtype)
 
 
 def gcut_retention(

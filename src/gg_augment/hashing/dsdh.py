@@ -184,18 +184,10 @@ class DSDHSolver:
     # ----------------------------------------------------------------------------------
 
     def _check_index(self, index: object, batch_size: int | None = None) -> Tensor:
-        index = check_tensor(index, "index")
-        size = index.shape[0] if batch_size is None and index.ndim == 1 else batch_size
-        if size is None:
-            raise ValueError(f"index must have shape (B,); got {_shape(index)}")
-        if self.validate_args:
-            check_index(index, size, self.num_train, "index")
-        else:
-            if index.ndim != 1 or index.shape[0] != size:
-                raise ValueError(f"index must have shape ({size},); got {_shape(index)}")
-            if index.is_floating_point() or index.dtype == torch.bool:
-                raise TypeError(f"index must have an integer dtype; got {index.dtype}")
-        return index.to(self.device)
+        checked = check_index(
+            index, self.num_train, "index", batch_size=batch_size, validate_values=self.validate_args
+        )
+        return checked.to(self.device)
 
     def set_labels(self, labels: Tensor) -> None:
         """Register the training labels Y.

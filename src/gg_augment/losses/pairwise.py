@@ -92,10 +92,12 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         combine: in-batch weight rule, ``"product"`` or ``"min"``.
         quantization_weight: η.
         classification_weight: weight of the regression term.
-        validate_args: check retention values lie in [0, 1] (a host sync on CUDA).
+        validate_args: check that the weights lie in [0, 1] (a host sync on CUDA).
 
     Shape:
-        - outputs: (B, K); labels: (B,) or (B, L); retention: (B,)
+        - outputs: (B, K); labels: (B,) or (B, L); weight: (B,) in [0, 1], the per-sample
+          loss weights (retention through a :class:`~gg_augment.SemanticRetention` curve, as
+          :class:`~gg_augment.RetentionPipeline` returns them); None means all ones
         - bank: (N, K); bank_labels: (N,) or (N, L)
         - output: scalar
 
@@ -127,7 +129,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         self,
         outputs: Tensor,
         labels: Tensor,
-        retention: Tensor | None = None,
+        weight: Tensor | None = None,
         *,
         bank: Tensor | None = None,
         bank_labels: Tensor | None = None,
@@ -142,10 +144,10 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             raise TypeError(f"outputs must have a floating dtype; got {outputs.dtype}")
         batch = outputs.shape[0]
         labels = check_labels(labels, batch, "labels")
-        if retention is None:
+        if weight is None:
             weights = torch.ones(batch, device=outputs.device)
         else:
-            weights = check_retention(retention, batch, "retention", self.validate_args).float()
+            weights = check_retention(weight, batch, "weight", self.validate_args).float()
 
         if bank is not None:
             loss = self._bank_loss(outputs, labels, weights, bank, bank_labels)

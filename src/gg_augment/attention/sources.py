@@ -1,0 +1,283 @@
+"""Where G_cut's attention comes from: one small protocol, four implementations.
+
+A source turns a batch (and the :class:`~gg_augment.View` it was cut from) into the
+normalised attention grid that :class:`~gg_augment.GCut` cuts on:
+
+- :class:`ForwardAttention`: one extra forward pass of the model being trained (exact G_cut);
+- :class:`CachedAttention`: the maps an :class:`AttentionCache` collected from earlier
+  training forwards (approximate G_cut); it owns the warm-up policy for unseen samples;
+- :class:`CallableAttention`: any ``attention_fn(x) -> (B, h, w)``;
+- :class:`GivenAttention`: a map the caller already has.
+
+After cutting, GCut calls :meth:`AttentionSource.observe` with the cells the model will see in
+the training forward; only the cached source uses it (to write those cells back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_attention, check_choice, check_generator
+from ..functional._sampling import uniform
+from ..functional.cut import attention_to_grid
+from ..view import View
+from .cache import AttentionCache
+from .extractors import AttentionExtractor, attention_extractor_for
+
+__all__ = [
+    "AttentionSource",
+    "CachedAttention",
+    "CallableAttention",
+    "ForwardAttention",
+    "GivenAttention",
+    "attention_source_for",
+]
+
+WARMUP_POLICIES = ("forward", "skip", "random")
+
+
+class AttentionSource:
+    """The protocol: ``grid(x, view, grid_size)`` and, optionally, ``observe(view, observed)``.
+
+    Attributes:
+        name: the short name shown as ``attention_source`` in GCut's repr.
+        default_select: the candidate rule that suits the source's model family (``"mean"``
+            for CNN feature maps, ``"topk"`` for ViT tokens).
+    """
+
+    name = "source"
+    default_select = "mean"
+
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+        """The attention of each image as a float32 probability map over the cut grid.
+
+        Shape:
+            - x: (B, C, H, W)
+            - output: (B, gh, gw), each map summing to 1
+        """
+        raise NotImplementedError
+
+    def observe(self, view: View | None, observed: Tensor) -> None:
+        """What the training forward will see: ``observed`` (B, gh, gw) bool, not cut."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _map_to_grid(
+    attention: object, batch: int, grid_size: tuple[int, int], *, logits: bool, validate: bool, name: str
+) -> Tensor:
+    checked = check_attention(attention, batch, name, validate_values=validate and not logits)
+    return attention_to_grid(checked.detach(), grid_size, logits=logits)
+
+
+class GivenAttention(AttentionSource):
+    """A map passed in by the caller: non-negative (B, h, w) or (B, 1, h, w), any h, w.
+
+    GCut builds one for every ``attention=`` it receives; the map is resized (nearest) to the
+    grid and normalised to sum 1.
+    """
+
+    name = "argument"
+
+    def __init__(self, attention: Tensor, *, validate_args: bool = True) -> None:
+        self.attention = attention
+        self.validate_args = bool(validate_args)
+
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+        return _map_to_grid(
+            self.attention, x.shape[0], grid_size, logits=False, validate=self.validate_args, name="attention"
+        )
+
+
+class MissingAttention(AttentionSource):
+    """The source of a GCut built without one: every call must pass ``attention=``."""
+
+    name = "argument"
+
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+        raise ValueError(
+            "GCut has no attention source (no model, attention_fn or cache), so it needs attention= on "
+            "every call; got attention=None"
+        )
+
+
+class CallableAttention(AttentionSource):
+    """``attention_fn(x) -> (B, h, w)``: a non-negative map, or logits when the callable has
+    ``returns_logits = True`` (an :class:`AttentionExtractor` does)."""
+
+    name = "callable"
+
+    def __init__(self, attention_fn: Callable[[Tensor], Tensor], *, validate_args: bool = True) -> None:
+        if not callable(attention_fn):
+            raise TypeError(f"attention_fn must be callable; got {type(attention_fn).__name__}")
+        self.attention_fn = attention_fn
+        self.validate_args = bool(validate_args)
+
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+        logits = bool(getattr(self.attention_fn, "returns_logits", False))
+        return _map_to_grid(
+            self.attention_fn(x), x.shape[0], grid_size, logits=logits, validate=self.validate_args,
+            name="attention_fn(x)",
+        )
+
+    def __repr__(self) -> str:
+        return f"CallableAttention({getattr(self.attention_fn, '__name__', type(self.attention_fn).__name__)})"
+
+
+class ForwardAttention(AttentionSource):
+    """Exact G_cut: one extra forward pass without gradients, in eval mode, per batch.
+
+    The extractor restores the model's train/eval mode and stops the pass after the hooked
+    layer, so the layers after it cost nothing.
+    """
+
+    name = "forward"
+
+    def __init__(self, extractor: AttentionExtractor) -> None:
+        if not isinstance(extractor, AttentionExtractor):
+            raise TypeError(f"extractor must be an AttentionExtractor; got {type(extractor).__name__}")
+        self.extractor = extractor
+        self.default_select = extractor.default_select
+
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+        return attention_to_grid(self.extractor.extract(x), grid_size, logits=True)
+
+    def __repr__(self) -> str:
+        return f"ForwardAttention({self.extractor!r})"
+
+
+class CachedAttention(AttentionSource):
+    """Approximate G_cut: attention from an :class:`AttentionCache`, with no extra pass.
+
+    The cache is filled by the normal training forward (its hook on the attention layer);
+    :meth:`observe` announces the batch and its uncut cells, so that forward writes them back.
+    A sample whose view holds no cached value yet follows ``warmup``:
+
+    - ``"forward"``: an extra pass for those samples only; its map also seeds the cache (the
+      pass is paid for, and the cells cut next are then known too);
+    - ``"skip"``: leave it uncut (a uniform map has no candidate above the mean), r = 1;
+    - ``"random"``: a random map.
+
+    Args:
+        cache: the storage. Attached to ``extractor`` here if it is not attached yet.
+        extractor: the model's extractor (for attaching and for the ``"forward"`` warm-up);
+            defaults to the one the cache is attached to.
+        warmup: the policy above.
+        generator: the generator of the ``"random"`` warm-up maps.
+    """
+
+    name = "cache"
+
+    def __init__(
+        self,
+        cache: AttentionCache,
+        extractor: AttentionExtractor | None = None,
+        *,
+        warmup: str = "forward",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(cache, AttentionCache):
+            raise TypeError(f"cache must be an AttentionCache; got {type(cache).__name__}")
+        if extractor is not None and not isinstance(extractor, AttentionExtractor):
+            raise TypeError(f"extractor must be an AttentionExtractor; got {type(extractor).__name__}")
+        if not cache.attached:
+            if extractor is None:
+                raise ValueError(
+                    "the approximate G_cut needs the cache attached to the model being trained: pass model= "
+                    "(or extractor=), or call cache.attach(model) first"
+                )
+            cache.attach(extractor)
+        attached = cache.extractor
+        if attached is None:  # attach() always sets it
+            raise RuntimeError("the attention cache is attached but holds no extractor")
+        self.cache = cache
+        self.extractor = extractor if extractor is not None else attached
+        self.default_select = self.extractor.default_select
+        self.warmup = check_choice(warmup, "warmup", WARMUP_POLICIES)
+        self.generator = check_generator(generator)
+
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+        if view is None:
+            raise ValueError(
+                "GCut with an attention cache needs view= (a gg_augment.View with the dataset "
+                "indices, or the index tensor itself); got None"
+            )
+        view = self.cache.check_view(view, x.shape[0])
+        grid, seen = self.cache.read(view, grid_size)
+        grid, seen = grid.to(x.device), seen.to(x.device)
+        if self.warmup == "forward":
+            # Only the unseen samples pay the extra pass; after the first epoch (almost) none
+            # do. This branch syncs on `seen.all()` once per step, the one deliberate host
+            # synchronisation of the cache path, the price of an exact warm-up.
+            if not bool(seen.all()):
+                unseen = torch.nonzero(~seen).squeeze(1)
+                logits = self.extractor.extract(x.index_select(0, unseen))
+                grid = grid.index_copy(0, unseen, attention_to_grid(logits, grid_size, logits=True))
+                self.cache.write(view.select(unseen), logits)
+        elif self.warmup == "random":
+            generator = check_generator(self.generator, x.device)
+            random_grid = uniform((x.shape[0], *grid_size), x.device, generator)
+            random_grid = random_grid / random_grid.sum(dim=(1, 2), keepdim=True)
+            grid = torch.where(seen.view(-1, 1, 1), grid, random_grid)
+        else:
+            uniform_grid = torch.full_like(grid, 1.0 / (grid_size[0] * grid_size[1]))
+            grid = torch.where(seen.view(-1, 1, 1), grid, uniform_grid)
+        return grid
+
+    def observe(self, view: View | None, observed: Tensor) -> None:
+        if view is not None and view.index is not None:
+            self.cache.expect(view, observed)
+
+    def __repr__(self) -> str:
+        return f"CachedAttention(warmup={self.warmup!r}, extractor={self.extractor!r})"
+
+
+def attention_source_for(
+    model: nn.Module | None = None,
+    *,
+    layer: str | nn.Module | None = None,
+    extractor: AttentionExtractor | None = None,
+    attention_source: str | None = None,
+    attention_fn: Callable[[Tensor], Tensor] | None = None,
+    cache: AttentionCache | None = None,
+    warmup: str = "forward",
+    generator: torch.Generator | None = None,
+    validate_args: bool = True,
+) -> AttentionSource:
+    """Build a source from GCut's short forms.
+
+    ``attention_source`` is inferred when None: ``"cache"`` with a cache, ``"callable"`` with
+    ``attention_fn``, ``"forward"`` with a model or extractor, else ``"argument"`` (the map
+    comes with every call).
+    """
+    if extractor is None and model is not None:
+        extractor = attention_extractor_for(model, layer)
+    elif extractor is not None and not isinstance(extractor, AttentionExtractor):
+        raise TypeError(f"extractor must be an AttentionExtractor; got {type(extractor).__name__}")
+    if attention_source is None:
+        if cache is not None:
+            attention_source = "cache"
+        elif attention_fn is not None:
+            attention_source = "callable"
+        elif extractor is not None:
+            attention_source = "forward"
+        else:
+            attention_source = "argument"
+    attention_source = check_choice(attention_source, "attention_source", ("forward", "cache", "callable", "argument"))
+    if attention_source == "forward":
+        if extractor is None:
+            raise ValueError("attention_source='forward' needs model= (or extractor=); got neither")
+        return ForwardAttention(extractor)
+    if attention_source == "cache":
+        if not isinstance(cache, AttentionCache):
+            raise TypeError(f"attention_source='cache' needs cache=AttentionCache(...); got {type(cache).__name__}")
+        return CachedAttention(cache, extractor, warmup=warmup, generator=generator)
+    if attention_source == "callable":
+        if attention_fn is None:
+            raise ValueError("attention_source='callable' needs attention_fn=; got None")
+        return CallableAttention(attention_fn, validate_args=validate_args)
+    return MissingAttention()

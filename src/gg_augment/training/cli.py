@@ -1,0 +1,93 @@
+"""The trainers' command line: flags → :class:`TrainConfig` → :func:`run`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .config import ARCHITECTURES, AUGMENTATIONS, ConfigError, TrainConfig
+from .loop import run
+
+__all__ = ["build_parser", "main", "parse_config"]
+
+_DEFAULTS = TrainConfig()
+
+
+def _code_lengths(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 16,32,64; got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"code lengths must be integers >= 1; got {text!r}")
+    return values
+
+
+def build_parser(mode: str, description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add = parser.add_argument
+    add("--augment", choices=AUGMENTATIONS, default=_DEFAULTS.augment, help="augmentation method")
+    add("--no-retention", action="store_true", help="ablation: same images, every weight 1")
+    add("--code-lengths", type=_code_lengths, default=_DEFAULTS.code_lengths,
+        help="bits (hashing) or embedding sizes (real-valued), comma-separated")
+    add("--epochs", type=int, default=_DEFAULTS.epochs, help="training epochs")
+    add("--batch-size", type=int, default=_DEFAULTS.batch_size, help="training batch size")
+    add("--lr", type=float, default=_DEFAULTS.lr, help="Adam learning rate (cosine schedule)")
+    add("--seed", type=int, default=_DEFAULTS.seed, help="seed of the model, data order and augmentation")
+    add("--device", default=_DEFAULTS.device, help="torch device")
+    add("--threads", type=int, default=_DEFAULTS.threads, help="torch CPU threads (0: leave torch's default)")
+    add("--data", choices=("embedded", "cifar10", "imagelist"), default=_DEFAULTS.data)
+    add("--data-root", type=Path, help="folder of cifar-10-batches-py or of the image list files")
+    add("--imagelist-preset", choices=("auto", "nus-wide-21", "imagenet-100", "coco"), default=_DEFAULTS.imagelist_preset,
+        help="image-list label count to check (auto: take it from the lists)")
+    add("--num-query", type=int, default=_DEFAULTS.num_query, help="CIFAR-10 queries (100 per class by default)")
+    add("--num-train", type=int, default=_DEFAULTS.num_train, help="CIFAR-10 training images")
+    add("--database", choices=("rest", "all"), default=_DEFAULTS.database,
+        help="CIFAR-10 database: the rest, or all but the queries")
+    add("--image-size", type=int, default=_DEFAULTS.image_size)
+    add("--arch", choices=ARCHITECTURES, default=_DEFAULTS.arch)
+    add("--pretrained", action="store_true", help="torchvision ImageNet weights (needs them cached)")
+    add("--topk", type=int, default=None, help="mAP@K; default: the whole database")
+    add("--gt-sigma", type=float, default=_DEFAULTS.gt_sigma, help="G_t offset std as a fraction of the side")
+    add("--crop-scale", type=float, default=_DEFAULTS.crop_scale, help="smallest area share of the random resized crop")
+    add("--attention-layer", default=None,
+        help="layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)")
+    add("--gcut-score", choices=("attention", "area"), default=_DEFAULTS.gcut_score,
+        help="G_cut retention: 1 - removed attention, or 1 - n/m (ablation)")
+    add("--gcut-grid", type=int, default=_DEFAULTS.gcut_grid, help="G_cut grid side")
+    add("--cache-momentum", type=float, default=_DEFAULTS.cache_momentum,
+        help="EMA momentum of the approximate G_cut cache")
+    add("--out", type=Path, default=Path("runs") / mode, help="output folder")
+    add("--resume", action="store_true", help="continue from the checkpoints under --out")
+    add("--stop-after", type=int, default=0,
+        help="stop after this many epochs of the schedule (e.g. a preemptible time slot); --resume continues")
+    add("--eval-every", type=int, default=0, help="evaluate every N epochs (0: only at the end)")
+    add("--limit-train", type=int, default=0, help="use the first N training samples (smoke tests)")
+    add("--limit-query", type=int, default=0)
+    add("--limit-database", type=int, default=0)
+    add("--no-progress", action="store_true", help="no tqdm bars")
+    return parser
+
+
+def parse_config(mode: str, argv: list[str] | None = None, description: str | None = None) -> TrainConfig:
+    """Parse trainer flags into a checked :class:`TrainConfig` (exits 2 on a bad flag)."""
+    parser = build_parser(mode, description)
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "no_progress"}
+    config = TrainConfig(mode=mode, progress=not args.no_progress, **values)
+    try:
+        return config.validate()
+    except ConfigError as error:
+        parser.error(f"argument --{error.field.replace('_', '-')}: {error.detail}")
+
+
+def main(mode: str, description: str | None = None, argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run a trainer from its command line; a bad flag or architecture ends with exit code 2."""
+    config = parse_config(mode, argv, description)
+    try:
+        return run(config)
+    except ConfigError as error:
+        build_parser(mode, description).error(f"argument --{error.field.replace('_', '-')}: {error.detail}")

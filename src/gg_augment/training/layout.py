@@ -1,0 +1,59 @@
+"""``RunLayout``: the one place that knows where a run's files live.
+
+::
+
+    <out>/<tag>/results.md, results.json          the run's table and summary
+    <out>/<tag>/<bits|dim><K>/checkpoint.pt       per code length: last epoch's state
+    <out>/<tag>/<bits|dim><K>/metrics.jsonl       one JSON line per epoch
+    <out>/<tag>/<bits|dim><K>/final.json          written when the schedule is done
+
+``<tag>`` names the data, architecture, method, retention ablation, G_cut score and seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import TrainConfig
+
+__all__ = ["RunLayout", "run_tag"]
+
+
+def run_tag(config: TrainConfig) -> str:
+    suffix = "-noret" if config.no_retention else ""
+    if config.augment.startswith("gcut") and config.gcut_score != "attention":
+        suffix += f"-{config.gcut_score}"
+    return f"{config.data}-{config.arch}-{config.augment}{suffix}-seed{config.seed}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of one run (one configuration, every code length)."""
+
+    directory: Path
+    prefix: str
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> RunLayout:
+        return cls(config.output_root / run_tag(config), "bits" if config.hashing else "dim")
+
+    def code_directory(self, code_length: int) -> Path:
+        return self.directory / f"{self.prefix}{code_length}"
+
+    def checkpoint(self, code_length: int) -> Path:
+        return self.code_directory(code_length) / "checkpoint.pt"
+
+    def metrics(self, code_length: int) -> Path:
+        return self.code_directory(code_length) / "metrics.jsonl"
+
+    def final(self, code_length: int) -> Path:
+        return self.code_directory(code_length) / "final.json"
+
+    @property
+    def results_markdown(self) -> Path:
+        return self.directory / "results.md"
+
+    @property
+    def results_json(self) -> Path:
+        return self.directory / "results.json"

@@ -1,0 +1,107 @@
+"""``View``: which dataset samples a batch holds, and which crop and flip made each image.
+
+A geometric augmentation (:class:`~gg_augment.RandomResizedCropFlip`) returns the view with
+its images; the attention sources and the :class:`~gg_augment.AttentionCache` take it, so the
+three pieces of geometry travel as one argument instead of three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from ._checks import check_flips, check_index, check_tensor, check_view_boxes
+
+__all__ = ["View"]
+
+
+@dataclass(frozen=True)
+class View:
+    """The provenance of a batch of images.
+
+    Attributes:
+        index: dataset indices of the samples (the attention cache's keys); None if unknown.
+        boxes: per-sample crop boxes, normalised (y0, x0, y1, x1) of the original image;
+            None means the whole image.
+        flips: per-sample left-right flips applied after the crop; None means no flips.
+        validated_for: set by :meth:`validated` to ``(batch_size, num_samples)``, so a view
+            checked once is not checked (and host-synchronised) again in the same step.
+
+    Shape:
+        - index: (B,) integer; boxes: (B, 4) float; flips: (B,) bool
+
+    Example:
+        >>> import torch
+        >>> view = View(index=torch.tensor([4, 7]))
+        >>> view.is_whole_image, view.select(torch.tensor([1])).index
+        (True, tensor([7]))
+    """
+
+    index: Tensor | None = None
+    boxes: Tensor | None = None
+    flips: Tensor | None = None
+    validated_for: tuple[int, int | None] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_whole_image(self) -> bool:
+        """No crop and no flip: the images are the original ones."""
+        return self.boxes is None and self.flips is None
+
+    def select(self, rows: Tensor) -> View:
+        """The view of a subset of the batch (rows as positions in the batch)."""
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.index_select(0, rows.to(t.device))
+
+        return View(pick(self.index), pick(self.boxes), pick(self.flips), self.validated_for)
+
+    def validated(
+        self,
+        batch_size: int,
+        num_samples: int | None = None,
+        *,
+        require_index: bool = False,
+        validate_values: bool = True,
+    ) -> View:
+        """This view, checked against a batch of ``batch_size`` images.
+
+        Args:
+            batch_size: B of the images the view describes.
+            num_samples: the dataset size the indices must lie below (range check skipped
+                when None).
+            require_index: raise when ``index`` is None.
+            validate_values: read tensor values (index range, box bounds): a host sync on
+                CUDA. Shapes and dtypes are always checked.
+
+        Raises:
+            ValueError, TypeError: naming the field, what was expected and what came.
+        """
+        key = (batch_size, num_samples)
+        if self.validated_for == key and (self.index is not None or not require_index):
+            return self
+        if require_index and self.index is None:
+            raise ValueError("view.index must hold the dataset indices of the batch (B,); got None")
+        index = self.index
+        if index is not None:
+            index = check_index(
+                index,
+                num_samples if num_samples is not None else 0,
+                "index",
+                batch_size=batch_size,
+                validate_values=validate_values and num_samples is not None,
+            )
+        boxes = self.boxes
+        if boxes is not None:
+            boxes = check_view_boxes(boxes, batch_size, "view.boxes", validate_values=validate_values)
+        flips = None if self.flips is None else check_flips(self.flips, batch_size, "view.flips")
+        return View(index, boxes, flips, key)
+
+
+def as_view(view: object, name: str = "view") -> View | None:
+    """None, a :class:`View`, or a bare index tensor (the view of whole images)."""
+    if view is None or isinstance(view, View):
+        return view
+    if isinstance(view, Tensor):
+        return View(index=check_tensor(view, name))
+    raise TypeError(f"{name} must be a gg_augment.View, an index tensor or None; got {type(view).__name__}")
