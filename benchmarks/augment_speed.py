@@ -13,7 +13,7 @@ import platform
 from pathlib import Path
 
 import torch
-from _common import median, time_interleaved, write_table
+from harness import interleave, markdown_table, median, write_results
 from naive import gcut_per_sample, gt_canvas_crop_per_sample
 
 from gg_augment import GT, GCut
@@ -47,7 +47,7 @@ def main() -> None:
         "GT batched": lambda: gt(x),
         "GT per-sample canvas crop": lambda: gt_canvas_crop_per_sample(x_cpu, generator=cpu_generator),
     }
-    times = time_interleaved(candidates, repeats=args.repeats, device=device)
+    times = interleave(candidates, repeats=args.repeats, device=device)
     med = {name: median(t) for name, t in times.items()}
     rows = []
     for name in candidates:
@@ -65,7 +65,7 @@ def main() -> None:
         f"{args.grid}x{args.grid}, device={device}, threads={args.threads}, repeats={args.repeats} "
         f"(interleaved, median), torch {torch.__version__}, {platform.processor() or platform.machine()}"
     )
-    print(write_table(args.out, "augment_speed", rows, header))
+    print(write_results(args.out, "augment_speed", rows, markdown_table(rows, header)))
 
 
 if __name__ == "__main__":

@@ -14,16 +14,12 @@ Both sides must give the same mAP on the queries the loop ran (checked and print
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import platform
 import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _common import synchronize, write_atomic
+from harness import interleave, write_results
 
 from gg_augment.metrics import mean_average_precision
 
@@ -59,14 +55,6 @@ def class_codes(
     flips = torch.rand(num, centres.shape[1], generator=generator) < flip
     codes = centres[labels] * torch.where(flips, -1.0, 1.0)
     return codes, labels
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
-    synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    synchronize(device)
-    return time.perf_counter() - start, result
 
 
 def main() -> None:
@@ -107,26 +95,24 @@ def main() -> None:
     naive_count = args.queries if args.naive_queries <= 0 else min(args.naive_queries, args.queries)
     subsampled = naive_count < args.queries
 
-    def vectorised() -> torch.Tensor:
-        return mean_average_precision(
-            query, database, query_labels, database_labels, topk=args.topk
+    answers: dict[str, float] = {}
+
+    def vectorised() -> None:
+        answers["vectorised"] = float(
+            mean_average_precision(query, database, query_labels, database_labels, k=args.topk)
         )
 
-    def naive() -> float:
-        return map_per_query_loop(
+    def naive() -> None:
+        answers["loop"] = map_per_query_loop(
             query[:naive_count], database, query_labels[:naive_count], database_labels, args.topk
         )
 
     # Warm-up (allocator, kernels, lazy library loading), then round-robin repeats.
     vectorised()
     map_per_query_loop(query[:2], database, query_labels[:2], database_labels, args.topk)
-    vectorised_times, naive_times = [], []
-    map_vectorised, map_naive = None, None
-    for _ in range(args.repeats):
-        seconds, map_vectorised = timed(vectorised, device)
-        vectorised_times.append(seconds)
-        seconds, map_naive = timed(naive, device)
-        naive_times.append(seconds)
+    times = interleave({"vectorised": vectorised, "loop": naive}, args.repeats, device, warmup=0)
+    vectorised_times, naive_times = times["vectorised"], times["loop"]
+    map_vectorised, map_naive = answers["vectorised"], answers["loop"]
 
     # Same answer on the queries the loop ran.
     map_vectorised_subset = float(
@@ -135,7 +121,7 @@ def main() -> None:
             database,
             query_labels[:naive_count],
             database_labels,
-            topk=args.topk,
+            k=args.topk,
         )
     )
     difference = abs(map_vectorised_subset - map_naive)
@@ -194,13 +180,9 @@ def main() -> None:
     table += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
     markdown = header + "\n\n" + "\n".join(table) + "\n"
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns + ["speedup", "subsampled"])
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "speedup": round(ratio, 3), "subsampled": subsampled})
-    write_atomic(args.out / "map_speed.csv", buffer.getvalue())
-    write_atomic(args.out / "map_speed.md", markdown)
+    write_results(
+        args.out, "map_speed", [{**row, "speedup": round(ratio, 3), "subsampled": subsampled} for row in rows], markdown
+    )
     print(markdown)
     print(f"written to {args.out}/map_speed.md and map_speed.csv")
 

@@ -1,9 +1,11 @@
 """Regenerate the study's tables: main mAP table, robustness, ablations.
 
-Runs the example trainer (``examples/retrieval_training.py``) for every configuration of a
-preset, then aggregates mean ± std over seeds into markdown, CSV and a PNG plot. Runs that
-already finished under ``--out`` are reused (the trainer's ``--resume``), so an interrupted
-study continues where it stopped.
+Runs the trainer (``gg_augment.training``, the library behind ``examples/train_hashing.py``)
+for every configuration of a preset, through the same flags as its command line, then reads
+each run's results where :class:`~gg_augment.training.RunLayout` puts them and aggregates
+mean ± std over seeds into markdown, CSV and a PNG plot. Runs that already finished under
+``--out`` are reused (the trainer's ``--resume``), so an interrupted study continues where it
+stopped.
 
     python benchmarks/study.py --table main --preset cpu-small
     python benchmarks/study.py --table robustness --preset cpu-small
@@ -25,21 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _common import save_figure, write_atomic, write_table
+from harness import markdown_table, write_results
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import retrieval_training  # noqa: E402
-
-from gg_augment import RandomErasingRetention  # noqa: E402
-from gg_augment.hashing import sign_codes  # noqa: E402
-from gg_augment.io import load_checkpoint  # noqa: E402
-from gg_augment.metrics import mean_average_precision  # noqa: E402
+from gg_augment import RandomErasingRetention
+from gg_augment.hashing import sign_codes
+from gg_augment.io import load_checkpoint, write_atomic
+from gg_augment.metrics import mean_average_precision
+from gg_augment.training import RunLayout, TrainConfig, build_model, encode, load_splits, run
+from gg_augment.training.cli import parse_config
 
 PRESETS = {
     "cpu-small": {
@@ -67,11 +66,20 @@ ABLATIONS = {
 }
 
 
-def train(out: Path, dataset: str, seed: int, code_lengths: list[int], extra: list[str], preset: dict, data_root: str | None) -> list[dict]:
+def trainer_config(out: Path, dataset: str, seed: int, code_lengths: list[int], extra: list[str], preset: dict, data_root: str | None) -> TrainConfig:
+    """The configuration of one run, from the same flags as the trainer's command line."""
     argv = ["--data", dataset, "--seed", str(seed), "--code-lengths", ",".join(map(str, code_lengths)), "--out", str(out), "--resume", *preset["trainer"], *extra]
     if data_root:
         argv += ["--data-root", data_root]
-    return retrieval_training.run("hashing", "study", argv)
+    return parse_config("hashing", argv)
+
+
+def train(out: Path, dataset: str, seed: int, code_lengths: list[int], extra: list[str], preset: dict, data_root: str | None) -> list[dict]:
+    """Run (or reuse) one configuration; return each code length's ``final.json``."""
+    config = trainer_config(out, dataset, seed, code_lengths, extra, preset, data_root)
+    run(config)
+    layout = RunLayout.of(config)
+    return [json.loads(layout.final(bits).read_text()) for bits in config.code_lengths]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -103,22 +111,23 @@ def erase_queries(images: torch.Tensor, area: float, seed: int) -> torch.Tensor:
 def robustness_table(args: argparse.Namespace, preset: dict) -> list[dict]:
     rows = []
     for dataset in preset["datasets"]:
-        data_args = retrieval_training.build_parser("study", "hashing").parse_args(["--data", dataset, *preset["trainer"]] + (["--data-root", args.data_root] if args.data_root else []))
-        splits = retrieval_training.load_splits(data_args)
+        data_config = trainer_config(args.out / "runs", dataset, 0, [args.robustness_bits], [], preset, args.data_root)
+        splits = load_splits(data_config)
         query_images, query_labels = splits.query.tensors
         database_images, database_labels = splits.database.tensors
+        device = torch.device(data_config.device)
         for method in preset["methods"]:
             scores: dict[float, list[float]] = {}
             for seed in preset["seeds"]:
                 train(args.out / "runs", dataset, seed, [args.robustness_bits], ["--augment", method], preset, args.data_root)
-                tag = retrieval_training.run_tag(argparse.Namespace(data=dataset, arch=data_args.arch, augment=method, no_retention=False, seed=seed, gcut_score="attention"))
-                state = load_checkpoint(args.out / "runs" / tag / f"bits{args.robustness_bits}" / "checkpoint.pt", ("model",))
-                model = retrieval_training.build_model(data_args, args.robustness_bits, True, query_images.shape[1])
+                config = replace(data_config, augment=method, seed=seed)
+                state = load_checkpoint(RunLayout.of(config).checkpoint(args.robustness_bits), ("model",))
+                model = build_model(config, args.robustness_bits, query_images.shape[1])
                 model.load_state_dict(state["model"])
-                database_codes = sign_codes(retrieval_training.encode(model, database_images, torch.device(data_args.device)))
+                database_codes = sign_codes(encode(model, database_images, device))
                 for area in (0.0, *ERASED_AREAS):
                     queries = query_images if area == 0.0 else erase_queries(query_images, area, seed)
-                    query_codes = sign_codes(retrieval_training.encode(model, queries, torch.device(data_args.device)))
+                    query_codes = sign_codes(encode(model, queries, device))
                     value = float(mean_average_precision(query_codes, database_codes, query_labels, database_labels))
                     scores.setdefault(area, []).append(value)
             row: dict[str, object] = {"dataset": dataset, "method": method}
@@ -141,7 +150,7 @@ def ablation_table(args: argparse.Namespace, preset: dict) -> list[dict]:
     return rows
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
+def plot(rows: list[dict], title: str):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,7 +167,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     if len(keys) > 1:
         ax.legend(fontsize=7)
-    save_figure(fig, path)
+    return fig
 
 
 def main() -> None:
@@ -189,8 +198,7 @@ def main() -> None:
         f"# Study: {args.table} table ({args.preset})\n\nmAP@all, mean ± std over seeds {preset['seeds']}; "
         f"trainer arguments: `{' '.join(preset['trainer'])}`. Split seed and sizes are in each run's results.json."
     )
-    print(write_table(args.out, args.table, visible, header))
-    plot(rows, args.out / f"{args.table}.png", f"{args.table} ({args.preset})")
+    print(write_results(args.out, args.table, visible, markdown_table(visible, header), plot(rows, f"{args.table} ({args.preset})")))
     write_atomic(args.out / f"{args.table}.json", json.dumps({"preset": args.preset, "config": preset, "rows": visible}, indent=2))
     print(f"wrote {args.out / args.table}.md/.csv/.png")
 

@@ -31,3 +31,20 @@ def test_augment_speed_reports_both_sides(tmp_path):
     finished = _run("augment_speed.py", "--batch", "16", "--repeats", "2", "--out", str(tmp_path))
     assert "GCut per-sample loop" in finished.stdout
     assert (tmp_path / "augment_speed.csv").read_text().count("\n") == 5
+
+
+def test_efficiency_reports_forward_calls_and_memory(tmp_path):
+    _run("efficiency.py", "--repeats", "1", "--steps", "1", "--batch", "32", "--out", str(tmp_path))
+    rows = {row.split(",")[1]: row for row in (tmp_path / "efficiency.csv").read_text().splitlines()[1:]}
+    assert set(rows) >= {"standard", "gt", "gcut-exact", "gcut-approx", "cache-read", "gcut-mask batched"}
+    markdown = (tmp_path / "efficiency.md").read_text()
+    # Exact G_cut pays a second forward per step; the approximate one does not after its warm-up.
+    assert "| gcut-exact |" in markdown
+    assert ",2.0," in rows["gcut-exact"] and ",1.0," in rows["gcut-approx"]
+    assert (tmp_path / "efficiency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_map_speed_checks_both_sides_agree(tmp_path):
+    finished = _run("map_speed.py", "--queries", "20", "--database", "500", "--topk", "50", "--repeats", "1", "--out", str(tmp_path))
+    assert "same mAP on the 20 looped queries: True" in finished.stdout
+    assert (tmp_path / "map_speed.csv").read_text().count("\n") == 3

@@ -41,7 +41,7 @@ def test_same_seed_is_bit_identical_and_replay_is_identical(device):
     crop = RandomResizedCropFlip(12)
     replay = crop(x, params={"view_boxes": first.view.boxes, "flips": first.view.flips})
     assert torch.equal(replay.image, first.image)
-    assert torch.equal(crop.apply(x, {"view_boxes": first.view.boxes, "flips": first.view.flips}).image, first.image)
+    assert torch.equal(crop.transform(x, {"view_boxes": first.view.boxes, "flips": first.view.flips}).image, first.image)
 
 
 def test_full_box_is_the_identity_and_flip_mirrors(device):

@@ -70,12 +70,13 @@ class SemanticRetention(nn.Module):
         if retention.ndim != 1:
             raise ValueError(f"retention must have shape (B,); got {tuple(retention.shape)}")
         check_retention(retention, retention.shape[0], "retention", self.validate_args)
-        if self.curve == "identity":
+        curve = self.curve
+        if curve == "identity":
             weight = retention
-        elif self.curve == "power":
+        elif curve == "power":
             weight = 1.0 - (1.0 - self.p_min) * (1.0 - retention).pow(self.k)
-        else:
-            weight = self.curve(retention)  # type: ignore[operator]
+        elif callable(curve):
+            weight = curve(retention)
             if not isinstance(weight, Tensor) or weight.shape != retention.shape:
                 raise ValueError(
                     f"curve(retention) must return a tensor of shape {tuple(retention.shape)}; "

@@ -51,6 +51,27 @@ def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
         ) from None
 
 
+def feature_map_logits(features: Tensor) -> Tensor:
+    """CNN attention logits: the channel mean of a (B, C, h, w) feature map -> (B, h, w)."""
+    if features.ndim != 4:
+        raise ValueError(f"the hooked layer must output a (B, C, h, w) feature map; got {tuple(features.shape)}")
+    return features.float().mean(dim=1)
+
+
+def token_logits(features: Tensor, num_prefix_tokens: int = 1) -> Tensor:
+    """ViT attention logits: ⟨CLS, patch_i⟩ of (B, prefix + N, D) tokens -> (B, √N, √N)."""
+    if features.ndim != 3:
+        raise ValueError(f"the hooked layer must output (B, tokens, D); got {tuple(features.shape)}")
+    tokens = features.float()
+    cls_token = tokens[:, 0]
+    patches = tokens[:, num_prefix_tokens:]
+    side = math.isqrt(patches.shape[1])
+    if side * side != patches.shape[1]:
+        raise ValueError(f"expected a square patch grid; got {patches.shape[1]} patch tokens")
+    scores = torch.einsum("bd,bnd->bn", cls_token, patches)
+    return scores.view(-1, side, side)
+
+
 class AttentionExtractor:
     """Base class: hook a layer, reduce its output to (B, h, w) attention logits."""
 
@@ -109,11 +130,7 @@ class FeatureMapExtractor(AttentionExtractor):
     """
 
     def features_to_logits(self, features: Tensor) -> Tensor:
-        if features.ndim != 4:
-            raise ValueError(
-                f"the hooked layer must output a (B, C, h, w) feature map; got {tuple(features.shape)}"
-            )
-        return features.float().mean(dim=1)
+        return feature_map_logits(features)
 
 
 class ViTTokenExtractor(AttentionExtractor):
@@ -132,16 +149,7 @@ class ViTTokenExtractor(AttentionExtractor):
         self.num_prefix_tokens = int(num_prefix_tokens)
 
     def features_to_logits(self, features: Tensor) -> Tensor:
-        if features.ndim != 3:
-            raise ValueError(f"the hooked layer must output (B, tokens, D); got {tuple(features.shape)}")
-        tokens = features.float()
-        cls_token = tokens[:, 0]
-        patches = tokens[:, self.num_prefix_tokens :]
-        side = math.isqrt(patches.shape[1])
-        if side * side != patches.shape[1]:
-            raise ValueError(f"expected a square patch grid; got {patches.shape[1]} patch tokens")
-        scores = torch.einsum("bd,bnd->bn", cls_token, patches)
-        return scores.view(-1, side, side)
+        return token_logits(features, self.num_prefix_tokens)
 
 
 def resnet_extractor(model: nn.Module, layer: str = "layer4") -> FeatureMapExtractor:
@@ -179,13 +187,13 @@ def attention_extractor_for(model: nn.Module, layer: str | nn.Module | None = No
 
 
 class _AutoLayerExtractor(AttentionExtractor):
+    """A named layer whose output decides the reduction: feature maps or tokens."""
+
     def features_to_logits(self, features: Tensor) -> Tensor:
         if features.ndim == 4:
-            return FeatureMapExtractor.features_to_logits(self, features)  # type: ignore[arg-type]
+            return feature_map_logits(features)
         if features.ndim == 3:
-            return ViTTokenExtractor.features_to_logits(self, features)  # type: ignore[arg-type]
+            return token_logits(features)
         raise ValueError(
             f"the hooked layer must output (B, C, h, w) or (B, tokens, D); got {tuple(features.shape)}"
         )
-
-    num_prefix_tokens = 1

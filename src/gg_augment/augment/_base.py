@@ -1,6 +1,6 @@
 """What every random augmentation shares: the generator, sample-then-apply, and ``forward``.
 
-Subclasses write two methods: ``sample`` (draw the parameters of a batch) and ``apply``
+Subclasses write two methods: ``sample`` (draw the parameters of a batch) and ``transform``
 (deterministic, given the parameters). ``forward`` is written once, here: it checks the
 input, draws with the right generator unless ``params=`` replays an earlier draw, applies.
 """
@@ -70,7 +70,7 @@ class RandomAugmentation(nn.Module, Generic[Output]):
         """The subclass's sampler; arguments already checked."""
         raise NotImplementedError
 
-    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Output:
+    def transform(self, x: Tensor, params: dict[str, Tensor]) -> Output:
         """The subclass's deterministic transform."""
         raise NotImplementedError
 
@@ -80,7 +80,7 @@ class RandomAugmentation(nn.Module, Generic[Output]):
 
     def finish(self, x: Tensor, params: dict[str, Tensor], context: Mapping[str, Any]) -> Output:
         """Apply the parameters; a subclass may also report what it did (GCut's observe)."""
-        return self.apply(x, params)
+        return self.transform(x, params)
 
     def forward(self, x: Tensor, params: dict[str, Tensor] | None = None, **context: Any) -> Output:
         """Draw (unless ``params`` replays an earlier draw) and apply.
@@ -96,7 +96,7 @@ class RandomAugmentation(nn.Module, Generic[Output]):
             accepted = ", ".join(self.context_keys) or "none"
             raise TypeError(f"{type(self).__name__}() got unexpected keyword(s) {unknown}; it accepts: {accepted}")
         if params is None:
-            params = self.generate_params(x.shape, x.device, **self.sampler_inputs(x, context))
+            params = self.generate_params(x.shape, x.device, None, **self.sampler_inputs(x, context))
         return self.finish(x, params, context)
 
 

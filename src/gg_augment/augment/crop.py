@@ -143,7 +143,7 @@ class RandomResizedCropFlip(RandomAugmentation[ResizedCropFlipOutput]):
         flips = uniform((batch,), device, generator) < self.flip_p
         return {"view_boxes": boxes.float(), "flips": flips}
 
-    def apply(self, x: Tensor, params: dict[str, Tensor]) -> ResizedCropFlipOutput:
+    def transform(self, x: Tensor, params: dict[str, Tensor]) -> ResizedCropFlipOutput:
         """Replay: crop, resize and flip with the given params (no randomness)."""
         x = check_image_batch(x)
         boxes = check_view_boxes(params["view_boxes"], x.shape[0], "params['view_boxes']", validate_values=False)
@@ -152,7 +152,7 @@ class RandomResizedCropFlip(RandomAugmentation[ResizedCropFlipOutput]):
         return ResizedCropFlipOutput(image, View(boxes=boxes, flips=flips))
 
     def finish(self, x: Tensor, params: dict[str, Tensor], context: Mapping[str, Any]) -> ResizedCropFlipOutput:
-        image, view = self.apply(x, params)
+        image, view = self.transform(x, params)
         index = context.get("index")
         return ResizedCropFlipOutput(image, view if index is None else replace(view, index=index))
 

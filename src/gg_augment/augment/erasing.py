@@ -78,7 +78,7 @@ class RandomErasingRetention(RetentionAugmentation):
             params["noise"] = torch.randn((batch, channels, height, width), device=device, generator=generator)
         return params
 
-    def apply(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Replay: erase the given boxes (no randomness)."""
         x = check_image_batch(x)
         fill = params["noise"] if isinstance(self.fill, str) else float(self.fill)

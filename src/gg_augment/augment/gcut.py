@@ -8,7 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_attention, check_choice, check_image_batch, check_positive, check_range, pair
+from .._checks import (
+    check_attention,
+    check_choice,
+    check_image_batch,
+    check_positive,
+    check_range,
+    pair,
+)
 from ..attention.cache import AttentionCache
 from ..attention.extractors import AttentionExtractor
 from ..attention.sources import AttentionSource, GivenAttention, attention_source_for
@@ -196,7 +203,7 @@ class GCut(RetentionAugmentation):
             "applied": applied,
         }
 
-    def apply(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Replay: cut the given cells and score them (no randomness)."""
         x = check_image_batch(x)
         cut = params["cut"]
@@ -209,7 +216,7 @@ class GCut(RetentionAugmentation):
         )
 
     def finish(self, x: Tensor, params: dict[str, Tensor], context: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
-        out = self.apply(x, params)
+        out = self.transform(x, params)
         # The training forward that follows sees every cell that was not cut.
         self.source.observe(as_view(context.get("view")), ~params["cut"])
         return out

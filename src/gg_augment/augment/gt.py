@@ -96,7 +96,7 @@ class GT(RetentionAugmentation):
             )
         return params
 
-    def apply(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Replay: translate with the given params (no randomness)."""
         x = check_image_batch(x)
         shift = params["shift"]

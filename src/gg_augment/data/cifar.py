@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._checks import check_choice
-from .._checks import check_int
+from .._checks import check_choice, check_int
 from ._validate import as_path, require_file
 from .retrieval import IndexedTensorDataset, RetrievalSplits
 from .splits import split_class_balanced

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_choice, pair
-from .._checks import check_int
+from .._checks import check_choice, check_int, pair
 from ._validate import as_path, require_file
 from .retrieval import IndexedTensorDataset, RetrievalSplits
 from .splits import split_class_balanced

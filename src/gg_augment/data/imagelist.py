@@ -21,8 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._checks import check_tensor, pair
-from .._checks import check_int
+from .._checks import check_int, check_tensor, pair
 from ._validate import as_path, require_file
 from .retrieval import RetrievalSplits, canonical_position
 

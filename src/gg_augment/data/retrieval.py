@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -89,6 +89,14 @@ class IndexedTensorDataset(Dataset):
         )
 
 
+class SizedDataset(Protocol):
+    """A map-style dataset with a length (``TensorDataset`` and the image-list datasets)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
 @dataclass(eq=False)
 class RetrievalSplits:
     """Query, training and database sets of one retrieval benchmark, with their provenance.
@@ -112,9 +120,9 @@ class RetrievalSplits:
         1000
     """
 
-    query: Dataset
-    train: Dataset
-    database: Dataset
+    query: SizedDataset
+    train: SizedDataset
+    database: SizedDataset
     num_classes: int
     class_names: tuple[str, ...]
     seed: int | None

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor
-from .._checks import check_int
+from .._checks import check_int, check_tensor
 
 __all__ = ["split_class_balanced"]
 

@@ -187,9 +187,9 @@ def warp_to_view(
         - output: (B, oh, ow) or (B, C, oh, ow) in view coordinates, float
     """
     maps4, squeeze = _as_channels(maps)
-    out_size = tuple(out_size) if out_size is not None else (maps4.shape[2], maps4.shape[3])
+    size = (out_size[0], out_size[1]) if out_size is not None else (maps4.shape[2], maps4.shape[3])
     theta = _view_to_original_theta(view_boxes, flips, maps4.shape[0], maps4.device)
-    sampled, _ = _sample(maps4.float(), theta, out_size, mode, use_affine_grid=False)  # type: ignore[arg-type]
+    sampled, _ = _sample(maps4.float(), theta, size, mode, use_affine_grid=False)
     return sampled.squeeze(1) if squeeze else sampled
 
 
@@ -214,9 +214,9 @@ def warp_to_original(
         - output: (B, oh, ow) or (B, C, oh, ow) float, and valid (B, oh, ow) bool
     """
     maps4, squeeze = _as_channels(maps)
-    out_size = tuple(out_size) if out_size is not None else (maps4.shape[2], maps4.shape[3])
+    size = (out_size[0], out_size[1]) if out_size is not None else (maps4.shape[2], maps4.shape[3])
     theta = _original_to_view_theta(view_boxes, flips, maps4.shape[0], maps4.device)
-    sampled, grid = _sample(maps4.float(), theta, out_size, mode, use_affine_grid=False)  # type: ignore[arg-type]
+    sampled, grid = _sample(maps4.float(), theta, size, mode, use_affine_grid=False)
     # A small slack keeps cells whose centre lies on the view's edge (rounding of the grid).
     valid = (grid.abs() <= 1.0 + 1e-5).all(dim=-1)
     return (sampled.squeeze(1) if squeeze else sampled), valid
