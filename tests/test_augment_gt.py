@@ -16,7 +16,7 @@ from .conftest import make_generator
 
 
 def _discrete_truncated_normal(std: float, bound: int) -> tuple[float, float]:
-    """Mean and std of round(N(0, std²)) restricted to |k| <= bound (the SPEC's offsets)."""
+    """Mean and std of round(N(0, std²)) restricted to |k| <= bound (GT's offset law)."""
     ks = torch.arange(-bound, bound + 1, dtype=torch.float64)
     cdf = torch.special.ndtr
     mass = cdf((ks + 0.5) / std) - cdf((ks - 0.5) / std)

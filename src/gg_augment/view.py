@@ -54,7 +54,9 @@ class View:
         def pick(t: Tensor | None) -> Tensor | None:
             return None if t is None else t.index_select(0, rows.to(t.device))
 
-        return View(pick(self.index), pick(self.boxes), pick(self.flips), self.validated_for)
+        # Rows of a checked view are checked too: only the batch size changes.
+        checked = None if self.validated_for is None else (rows.shape[0], self.validated_for[1])
+        return View(pick(self.index), pick(self.boxes), pick(self.flips), checked)
 
     def validated(
         self,

@@ -284,12 +284,12 @@ class AttentionCache(nn.Module):
             if index.ndim != 1:
                 raise ValueError(f"index must have shape (B,); got {tuple(index.shape)}")
             batch_size = index.shape[0]
-        checked = checked.validated(
+        validated = checked.validated(
             batch_size, self.num_samples, require_index=True, validate_values=self.validate_args
         )
-        if isinstance(view, View):
-            self._last_checked = (view, batch_size, checked)
-        return checked
+        if isinstance(view, View) and validated is not view:  # remember real checks only
+            self._last_checked = (view, batch_size, validated)
+        return validated
 
     def _check_observed(self, observed: Tensor | None, batch_size: int) -> Tensor | None:
         if observed is None:

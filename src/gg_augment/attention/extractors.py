@@ -77,7 +77,7 @@ class AttentionExtractor:
 
     #: Extractors return scores for a softmax, not a non-negative density.
     returns_logits = True
-    #: Candidate-selection rule that suits this family (SPEC: mean for CNNs, top-k for ViTs).
+    #: Candidate-selection rule that suits this family: mean for CNNs, top-k for ViTs.
     default_select = "mean"
 
     def __init__(self, model: nn.Module, layer: str | nn.Module) -> None:
