@@ -135,7 +135,7 @@ def test_per_channel_fill_tensor(device):
 
 
 @given(
-    grid=st.integers(1, 10),
+    grid=st.integers(2, 10),
     sigma=st.floats(0.05, 3.0),
     limit=st.floats(0.05, 1.0),
     select=st.sampled_from(["mean", "topk"]),
@@ -207,7 +207,7 @@ def test_callable_source(device):
 
 def test_argument_source_requires_attention():
     with pytest.raises(ValueError, match="needs attention= on every call"):
-        GCut()(torch.randn(2, 3, 8, 8))
+        GCut(grid_size=4)(torch.randn(2, 3, 8, 8))
 
 
 @pytest.mark.parametrize(

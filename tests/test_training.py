@@ -20,8 +20,15 @@ def _run(mode: str, tmp_path: Path, *extra: str):
     return main(mode, "test", ["--out", str(tmp_path), *TINY, *extra])
 
 
+def _run_dir(root: Path, tag: str) -> Path:
+    """The one run folder under ``root`` whose readable tag is ``tag`` (then a config hash)."""
+    found = [p for p in root.glob(f"{tag}-*") if p.name.rsplit("-", 1)[0] == tag]
+    assert len(found) == 1, f"expected one run folder {tag}-<hash> under {root}; got {found}"
+    return found[0]
+
+
 def _checkpoint(tmp_path: Path, tag: str, bits: int = 8, prefix: str = "bits") -> dict:
-    return torch.load(tmp_path / tag / f"{prefix}{bits}" / "checkpoint.pt", weights_only=False)
+    return torch.load(_run_dir(tmp_path, tag) / f"{prefix}{bits}" / "checkpoint.pt", weights_only=False)
 
 
 def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
@@ -38,7 +45,7 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
     for key in ("outputs", "codes", "weight"):
         assert torch.equal(a["solver"][key], b["solver"][key]), key
     assert [h.get("loss") for h in a["history"]] == [h.get("loss") for h in b["history"]]
-    lines = (tmp_path / "stopped" / tag / "bits8" / "metrics.jsonl").read_text().splitlines()
+    lines = (_run_dir(tmp_path / "stopped", tag) / "bits8" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3]
 
 
@@ -47,7 +54,7 @@ def test_every_augmentation_trains_and_reports(tmp_path, augment, capsys):
     results = _run("hashing", tmp_path, "--augment", augment, "--epochs", "1", "--code-lengths", "8")
     assert 0.0 <= results[0]["map"] <= 1.0
     assert "| 8 |" in capsys.readouterr().out
-    summary = json.loads((tmp_path / f"embedded-small-{augment}-seed0" / "results.json").read_text())
+    summary = json.loads((_run_dir(tmp_path, f"embedded-small-{augment}-seed0") / "results.json").read_text())
     assert summary["split"]["seed"] == 0 and summary["split"]["used"]["train"] == 96
 
 
@@ -66,7 +73,7 @@ def test_real_valued_reports_recall(tmp_path):
 def test_corrupt_checkpoint_is_reported(tmp_path):
     args = ["--augment", "none", "--epochs", "2", "--code-lengths", "8"]
     _run("hashing", tmp_path, *args, "--stop-after", "1")
-    path = tmp_path / "embedded-small-none-seed0" / "bits8" / "checkpoint.pt"
+    path = _run_dir(tmp_path, "embedded-small-none-seed0") / "bits8" / "checkpoint.pt"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="checkpoint .*checkpoint.pt is corrupt or truncated"):
         _run("hashing", tmp_path, *args, "--resume")
@@ -90,9 +97,9 @@ def test_bad_command_lines_are_rejected(argv, message, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--epochs", "0"], "argument --epochs: must be >= 1; got 0"),
+        (["--epochs", "0"], "argument --epochs: must be an integer >= 1; got 0"),
         (["--data", "cifar10"], "argument --data-root: is needed with data='cifar10'"),
-        (["--batch-size", "1"], "argument --batch-size: must be >= 2"),
+        (["--batch-size", "1"], "argument --batch-size: must be an integer >= 2"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_flag(argv, message, capsys):
@@ -108,7 +115,7 @@ def test_config_is_usable_without_a_command_line(tmp_path):
     results = run(config)
     final = json.loads(RunLayout.of(config).final(8).read_text())
     assert final["map"] == results[0]["map"]
-    assert RunLayout.of(config).directory == tmp_path / "embedded-small-gt-seed0"
+    assert RunLayout.of(config).directory == _run_dir(tmp_path, "embedded-small-gt-seed0")
 
 
 def test_trains_on_a_cifar10_folder(tmp_path, cifar_root):
@@ -119,7 +126,7 @@ def test_trains_on_a_cifar10_folder(tmp_path, cifar_root):
          "--augment", "gcut", "--epochs", "1", "--code-lengths", "8", "--batch-size", "16",
          "--out", str(tmp_path / "out"), "--no-progress"],
     )
-    summary = json.loads((tmp_path / "out" / "cifar10-small-gcut-seed0" / "results.json").read_text())
+    summary = json.loads((_run_dir(tmp_path / "out", "cifar10-small-gcut-seed0") / "results.json").read_text())
     assert summary["split"]["used"] == {"train": 50, "query": 20, "database": 50}
     assert 0.0 <= results[0]["map"] <= 1.0
 
@@ -162,7 +169,7 @@ def test_runs_under_torchrun_with_two_gloo_ranks(tmp_path):
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    summary = json.loads((tmp_path / "embedded-small-gcut-approx-seed0" / "results.json").read_text())
+    summary = json.loads((_run_dir(tmp_path, "embedded-small-gcut-approx-seed0") / "results.json").read_text())
     assert 0.0 <= summary["results"][0]["map"] <= 1.0
     # One report, from rank 0 only.
     assert finished.stdout.count("| bits |") == 1
@@ -192,7 +199,7 @@ def test_vit_needs_a_patch_multiple(capsys):
         pytest.skip("torchvision is not importable")
     with pytest.raises(SystemExit):
         main("hashing", "test", ["--arch", "vit_b_16", "--image-size", "40", "--limit-train", "8", "--no-progress"])
-    assert "argument --arch: vit_b_16" in capsys.readouterr().err
+    assert "argument --image-size: must be a multiple of 16 for vit_b_16" in capsys.readouterr().err
 
 
 def test_visualize_writes_a_png(tmp_path):

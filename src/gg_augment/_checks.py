@@ -31,6 +31,7 @@ __all__ = [
     "check_positive",
     "check_range",
     "check_retention",
+    "check_same_device",
     "check_tensor",
     "check_view_boxes",
     "pair",
@@ -52,15 +53,23 @@ def check_floating(t: Tensor, name: str, hint: str = "") -> None:
         raise TypeError(f"{name} must have a floating dtype; got {t.dtype}{hint}")
 
 
-def check_image_batch(x: object, name: str = "x") -> Tensor:
-    """A float batch of shape (B, C, H, W)."""
+def check_image_batch(x: object, name: str = "x", validate_values: bool = False) -> Tensor:
+    """A float batch of shape (B, C, H, W); finite when ``validate_values`` (a host sync)."""
     x = check_tensor(x, name)
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W); got {_shape(x)}")
     check_floating(x, name, " (convert integer images with x.float() / 255)")
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{name} must have H, W >= 1; got {_shape(x)}")
+    if validate_values:
+        check_finite(x, name)
     return x
+
+
+def check_same_device(t: Tensor, name: str, reference: Tensor, reference_name: str) -> None:
+    """``t`` must live where ``reference`` does (checked up front, not deep inside torch)."""
+    if t.device != reference.device:
+        raise ValueError(f"{name} must be on the device of {reference_name} ({reference.device}); got {t.device}")
 
 
 def check_finite(t: Tensor, name: str) -> None:
@@ -83,8 +92,10 @@ def check_attention(
         raise ValueError(
             f"{name} batch size must match x: expected {batch_size}; got {attention.shape[0]}"
         )
-    if attention.shape[1] == 0 or attention.shape[2] == 0:
-        raise ValueError(f"{name} must have h, w >= 1; got {_shape(attention)}")
+    if attention.shape[1] * attention.shape[2] < 2:
+        raise ValueError(
+            f"{name} must have at least 2 cells (h·w >= 2) for G_cut to choose from; got {_shape(attention)}"
+        )
     check_floating(attention, name)
     if validate_values and attention.numel():
         check_finite(attention, name)
@@ -120,6 +131,13 @@ def check_labels(
         raise ValueError(
             f"{name} must have shape ({batch_size},) class ids or ({batch_size}, L) multi-hot; "
             f"got {_shape(labels)}"
+        )
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        # One column reads as multi-hot with a single label: every pair would share it or not,
+        # which is never what class ids shaped (B, 1) mean.
+        raise ValueError(
+            f"{name} of shape {_shape(labels)} is ambiguous: pass class ids as ({batch_size},) "
+            f"(e.g. {name}.squeeze(1)), or multi-hot labels with L >= 2 columns"
         )
     if labels.ndim == 1:
         if labels.is_floating_point() or labels.dtype == torch.bool:

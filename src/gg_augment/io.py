@@ -13,17 +13,36 @@ import torch
 __all__ = ["load_checkpoint", "save_checkpoint", "save_figure", "write_atomic"]
 
 
+def _file_mode() -> int:
+    """0o666 under the process umask: what ``open()`` would have given the file."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then put it back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
     A reader sees the old file or the new one, never a torn one, even if the process dies
-    mid-write (``os.replace`` is atomic on POSIX and Windows within one file system).
+    mid-write (``os.replace`` is atomic on POSIX and Windows within one file system). The
+    file gets the permissions a plain ``open()`` would give it under the process umask
+    (``mkstemp`` alone would leave it 0600). A failed write removes its temp file; one killed
+    outright leaves ``.<name>.<random>.tmp``, which the trainers sweep at start.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

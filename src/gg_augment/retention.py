@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_positive, check_range, check_retention, check_tensor
+from ._checks import check_finite, check_positive, check_range, check_retention, check_tensor
 
 __all__ = ["SemanticRetention"]
 
@@ -82,6 +82,8 @@ class SemanticRetention(nn.Module):
                     f"curve(retention) must return a tensor of shape {tuple(retention.shape)}; "
                     f"got {getattr(weight, 'shape', type(weight).__name__)}"
                 )
+            if self.validate_args:
+                check_finite(weight, "curve(retention)")
         if self.sigmoid_below_half:
             shifted = torch.sigmoid(self.temperature * (weight - 0.5))
             weight = torch.where(weight > 0.5, weight, shifted)

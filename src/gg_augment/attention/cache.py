@@ -258,7 +258,7 @@ class AttentionCache(nn.Module):
         if extractor is None:  # detach() clears the pending batch, so this cannot happen
             raise RuntimeError("the attention cache's hook fired without an extractor")
         with torch.no_grad():
-            self.write(pending.view, extractor.features_to_logits(features.detach()), pending.observed)
+            self.write(pending.view, extractor.attention_logits(features.detach()), pending.observed)
 
     # -- argument checks -------------------------------------------------------------------
 

@@ -85,13 +85,46 @@ class AttentionExtractor:
             raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
         self.model = model
         self.layer = _resolve_layer(model, layer)
+        self.layer_name = next((name for name, module in model.named_modules() if module is self.layer), "?")
 
     def features_to_logits(self, features: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def attention_logits(self, features: Tensor, image_size: tuple[int, int] | None = None) -> Tensor:
+        """:meth:`features_to_logits`, refusing a map too coarse to cut (fewer than 2 cells).
+
+        A 1×1 map (a ResNet's ``layer4`` at 32 px, say) gives every sample the same single
+        cell: G_cut would never cut and report retention 1 for everything. That must not
+        pass silently.
+        """
+        logits = self.features_to_logits(features)
+        height, width = logits.shape[-2], logits.shape[-1]
+        if height * width < 2:
+            at = f" at {image_size[0]}x{image_size[1]} input" if image_size is not None else ""
+            raise ValueError(
+                f"the attention layer {self.layer_name!r} of {type(self.model).__name__} gives a {height}x{width} "
+                f"map{at}: G_cut needs at least 2 cells to choose from. Use an earlier layer "
+                f"(layer='...', e.g. the stage before), larger images, or a model with less downsampling"
+            )
+        return logits
+
+    def _check_input(self, x: Tensor) -> None:
+        weight = next((p for p in self.model.parameters() if p.is_floating_point()), None)
+        if weight is None:
+            return
+        if x.device != weight.device:
+            raise ValueError(f"x must be on the model's device ({weight.device}) for the attention pass; got {x.device}")
+        autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
+        if x.dtype != weight.dtype and not autocast:
+            raise TypeError(
+                f"x has dtype {x.dtype} but {type(self.model).__name__}'s parameters are {weight.dtype}: "
+                f"cast the batch (x.to({weight.dtype})) or the model, or run under torch.autocast"
+            )
+
     @torch.no_grad()
     def extract(self, x: Tensor) -> Tensor:
         """One extra forward pass, in eval mode, without gradients; the mode is restored."""
+        self._check_input(x)
         captured: list[Tensor] = []
 
         def hook(_module: nn.Module, _inputs: object, output: Tensor) -> None:
@@ -112,12 +145,12 @@ class AttentionExtractor:
             raise RuntimeError(
                 f"the hooked layer {type(self.layer).__name__} did not run in {type(self.model).__name__}.forward"
             )
-        return self.features_to_logits(captured[0])
+        return self.attention_logits(captured[0], (x.shape[-2], x.shape[-1]))
 
     __call__ = extract
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={type(self.model).__name__}, layer={type(self.layer).__name__})"
+        return f"{type(self).__name__}(model={type(self.model).__name__}, layer={self.layer_name!r})"
 
 
 class FeatureMapExtractor(AttentionExtractor):

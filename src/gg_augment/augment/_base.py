@@ -13,13 +13,26 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_batch_shape, check_generator, check_image_batch, check_range
+from .._checks import (
+    check_batch_shape,
+    check_generator,
+    check_image_batch,
+    check_range,
+    check_tensor,
+)
 from ..functional._sampling import bernoulli_mask
 
-__all__ = ["BatchShape", "RandomAugmentation", "RetentionAugmentation"]
+__all__ = ["BatchShape", "RandomAugmentation", "RetentionAugmentation", "param"]
 
 Output = TypeVar("Output")
 BatchShape = tuple[int, int, int, int]
+
+
+def param(params: dict[str, Tensor], key: str) -> Tensor:
+    """``params[key]``, which must exist and be a tensor."""
+    if key not in params:
+        raise ValueError(f"params must hold {key!r} (from generate_params()); got keys {sorted(params)}")
+    return check_tensor(params[key], f"params[{key!r}]")
 
 
 class RandomAugmentation(nn.Module, Generic[Output]):
@@ -28,6 +41,9 @@ class RandomAugmentation(nn.Module, Generic[Output]):
     Args:
         generator: optional ``torch.Generator`` on the input's device; all randomness is drawn
             from it (or from the device's default generator when None).
+        validate_args: check tensor *values* (finite images, replayed parameters in range).
+            These checks need a host sync on CUDA; turn them off for CUDA graphs or the last
+            bit of speed. Shape and dtype checks always run, they are free.
 
     ``context`` holds per-call inputs that are not images, named in ``context_keys`` (GCut
     takes ``attention`` and ``view``, the crop takes ``index``); any other keyword is a
@@ -36,9 +52,10 @@ class RandomAugmentation(nn.Module, Generic[Output]):
 
     context_keys: tuple[str, ...] = ()
 
-    def __init__(self, generator: torch.Generator | None = None) -> None:
+    def __init__(self, generator: torch.Generator | None = None, validate_args: bool = True) -> None:
         super().__init__()
         self.generator = check_generator(generator)
+        self.validate_args = bool(validate_args)
 
     def generate_params(
         self,
@@ -74,6 +91,13 @@ class RandomAugmentation(nn.Module, Generic[Output]):
         """The subclass's deterministic transform."""
         raise NotImplementedError
 
+    def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
+        """Check replayed parameters as strictly as a fresh draw would satisfy them.
+
+        Called by ``forward`` for ``params=`` only (a fresh draw is valid by construction);
+        value checks follow ``validate_args``.
+        """
+
     def sampler_inputs(self, x: Tensor, context: Mapping[str, Any]) -> dict[str, Tensor]:
         """What ``forward`` passes to :meth:`generate_params` beyond the shape."""
         return {}
@@ -90,13 +114,17 @@ class RandomAugmentation(nn.Module, Generic[Output]):
             params: the output of :meth:`generate_params`, to replay a call exactly.
             context: the keywords in ``context_keys``.
         """
-        x = check_image_batch(x)
+        x = check_image_batch(x, validate_values=self.validate_args)
         unknown = sorted(set(context) - set(self.context_keys))
         if unknown:
             accepted = ", ".join(self.context_keys) or "none"
             raise TypeError(f"{type(self).__name__}() got unexpected keyword(s) {unknown}; it accepts: {accepted}")
         if params is None:
             params = self.generate_params(x.shape, x.device, None, **self.sampler_inputs(x, context))
+        else:
+            if not isinstance(params, dict):
+                raise TypeError(f"params must be a dict from generate_params(); got {type(params).__name__}")
+            self.check_params(x, params)
         return self.finish(x, params, context)
 
 
@@ -105,10 +133,7 @@ class RetentionAugmentation(RandomAugmentation[tuple[Tensor, Tensor]]):
 
     Args:
         p: probability that a sample is augmented; the others pass through with r = 1.
-        generator: see :class:`RandomAugmentation`.
-        validate_args: check tensor *values* of inputs (finite, ranges). These checks need a
-            host sync on CUDA; turn them off for CUDA graphs or the last bit of speed. Shape
-            and dtype checks always run, they are free.
+        generator, validate_args: see :class:`RandomAugmentation`.
     """
 
     def __init__(
@@ -117,9 +142,8 @@ class RetentionAugmentation(RandomAugmentation[tuple[Tensor, Tensor]]):
         generator: torch.Generator | None = None,
         validate_args: bool = True,
     ) -> None:
-        super().__init__(generator)
+        super().__init__(generator, validate_args)
         self.p = check_range(p, "p", 0.0, 1.0)
-        self.validate_args = bool(validate_args)
 
     def draw_applied(self, batch: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
         """(B,) bool: which samples are augmented, with probability ``p`` each."""

@@ -27,7 +27,7 @@ from .._checks import (
 from ..functional._sampling import uniform
 from ..functional.geometry import resized_crop_flip
 from ..view import View
-from ._base import BatchShape, RandomAugmentation
+from ._base import BatchShape, RandomAugmentation, param
 
 __all__ = ["RandomResizedCropFlip", "ResizedCropFlipOutput"]
 
@@ -100,8 +100,9 @@ class RandomResizedCropFlip(RandomAugmentation[ResizedCropFlipOutput]):
         flip_p: float = 0.5,
         generator: torch.Generator | None = None,
         mode: str = "bilinear",
+        validate_args: bool = True,
     ) -> None:
-        super().__init__(generator)
+        super().__init__(generator, validate_args)
         self.size = pair(size, "size")
         self.scale = check_interval(scale, "scale", 0.0, 1.0, low_inclusive=False)
         self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
@@ -142,6 +143,10 @@ class RandomResizedCropFlip(RandomAugmentation[ResizedCropFlipOutput]):
         boxes = torch.stack([y0, x0, (y0 + box_h).clamp(max=1.0), (x0 + box_w).clamp(max=1.0)], dim=1)
         flips = uniform((batch,), device, generator) < self.flip_p
         return {"view_boxes": boxes.float(), "flips": flips}
+
+    def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
+        check_view_boxes(param(params, "view_boxes"), x.shape[0], "params['view_boxes']", validate_values=self.validate_args)
+        check_flips(param(params, "flips"), x.shape[0], "params['flips']")
 
     def transform(self, x: Tensor, params: dict[str, Tensor]) -> ResizedCropFlipOutput:
         """Replay: crop, resize and flip with the given params (no randomness)."""

@@ -11,7 +11,7 @@ from torch import Tensor
 from .._checks import check_image_batch, check_interval
 from ..functional._sampling import uniform
 from ..functional.erase import erase
-from ._base import BatchShape, RetentionAugmentation
+from ._base import BatchShape, RetentionAugmentation, param
 
 __all__ = ["RandomErasingRetention"]
 
@@ -77,6 +77,26 @@ class RandomErasingRetention(RetentionAugmentation):
         if self.fill == "random":
             params["noise"] = torch.randn((batch, channels, height, width), device=device, generator=generator)
         return params
+
+    def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
+        batch, _, height, width = x.shape
+        boxes = param(params, "boxes")
+        if boxes.shape != (batch, 4):
+            raise ValueError(f"params['boxes'] must have shape ({batch}, 4); got {tuple(boxes.shape)}")
+        if boxes.is_floating_point() or boxes.dtype == torch.bool:
+            raise TypeError(f"params['boxes'] must have an integer dtype (pixel rows and columns); got {boxes.dtype}")
+        if self.fill == "random":
+            noise = param(params, "noise")
+            if noise.shape != x.shape:
+                raise ValueError(f"params['noise'] must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}")
+        if self.validate_args and batch:
+            y0, x0, y1, x1 = boxes.unbind(1)
+            inside = (y0 >= 0) & (y0 <= y1) & (y1 <= height) & (x0 >= 0) & (x0 <= x1) & (x1 <= width)
+            if not bool(inside.all()):
+                raise ValueError(
+                    f"params['boxes'] must be (y0, x0, y1, x1) with 0 <= y0 <= y1 <= {height} and "
+                    f"0 <= x0 <= x1 <= {width}; got {boxes[~inside][0].tolist()}"
+                )
 
     def transform(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Replay: erase the given boxes (no randomness)."""

@@ -22,7 +22,7 @@ from ..attention.sources import AttentionSource, GivenAttention, attention_sourc
 from ..functional._sampling import truncated_half_normal, uniform
 from ..functional.cut import candidate_cells, gcut
 from ..view import View, as_view
-from ._base import BatchShape, RetentionAugmentation
+from ._base import BatchShape, RetentionAugmentation, param
 
 __all__ = ["GCut"]
 
@@ -128,6 +128,8 @@ class GCut(RetentionAugmentation):
         # Registered so that the cache travels with .to() and the module's state_dict.
         self.cache: AttentionCache | None = getattr(source, "cache", None)
         self.grid_size = pair(grid_size, "grid_size")
+        if self.grid_size[0] * self.grid_size[1] < 2:
+            raise ValueError(f"grid_size must have at least 2 cells to cut among; got {grid_size!r}")
         self.select = check_choice(select if select is not None else source.default_select, "select", ("mean", "topk"))
         self.keep_ratio = check_range(keep_ratio, "keep_ratio", 0.0, 1.0, low_inclusive=False)
         self.sigma = check_positive(sigma, "sigma")
@@ -153,8 +155,39 @@ class GCut(RetentionAugmentation):
 
     # -- sample, then apply ------------------------------------------------------------------
 
+    def _check_grid_fits(self, x: Tensor) -> None:
+        gh, gw = self.grid_size
+        if gh > x.shape[2] or gw > x.shape[3]:
+            raise ValueError(
+                f"grid_size {self.grid_size} is finer than the images ({x.shape[2]}x{x.shape[3]}): some cells "
+                "would cover no pixel and cutting them would change nothing; use a grid_size no larger "
+                "than the image side"
+            )
+
     def sampler_inputs(self, x: Tensor, context: Mapping[str, Any]) -> dict[str, Tensor]:
+        self._check_grid_fits(x)
         return {"attention": self.compute_attention(x, context.get("attention"), context.get("view"))}
+
+    def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
+        self._check_grid_fits(x)
+        expected = (x.shape[0], *self.grid_size)
+        cut = param(params, "cut")
+        if tuple(cut.shape) != expected:
+            raise ValueError(f"params['cut'] must have shape {expected} (B, *grid_size); got {tuple(cut.shape)}")
+        if cut.dtype != torch.bool:
+            raise TypeError(f"params['cut'] must be a bool tensor; got {cut.dtype}")
+        if self.score == "attention":
+            attention = param(params, "attention")
+            if tuple(attention.shape) != expected:
+                raise ValueError(f"params['attention'] must have shape {expected}; got {tuple(attention.shape)}")
+            check_attention(attention, x.shape[0], "params['attention']", validate_values=self.validate_args)
+        candidates = param(params, "candidates")
+        if tuple(candidates.shape) != expected or candidates.dtype != torch.bool:
+            raise ValueError(
+                f"params['candidates'] must be a bool tensor of shape {expected}; got {candidates.dtype} {tuple(candidates.shape)}"
+            )
+        if self.validate_args and bool((cut & ~candidates).any()):
+            raise ValueError("params['cut'] must cut candidate cells only (cut & ~candidates is not empty)")
 
     def sample(
         self,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_image_batch, check_positive, check_range
+from .._checks import check_choice, check_finite, check_image_batch, check_positive, check_range
 from ..functional._sampling import truncated_normal
 from ..functional.translate import gt as gt_functional
-from ._base import BatchShape, RetentionAugmentation
+from ._base import BatchShape, RetentionAugmentation, param
 
 __all__ = ["GT"]
 
@@ -95,6 +96,27 @@ class GT(RetentionAugmentation):
                 (batch, channels), device=device, generator=generator
             )
         return params
+
+    def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
+        batch, channels, height, width = x.shape
+        shift = param(params, "shift")
+        if shift.shape != (batch, 2):
+            raise ValueError(f"params['shift'] must have shape ({batch}, 2); got {tuple(shift.shape)}")
+        if shift.is_floating_point() or shift.dtype == torch.bool:
+            raise TypeError(f"params['shift'] must have an integer dtype (whole pixels); got {shift.dtype}")
+        if self.fill == "random":
+            fill = param(params, "fill")
+            if fill.shape != (batch, channels):
+                raise ValueError(f"params['fill'] must have shape ({batch}, {channels}); got {tuple(fill.shape)}")
+            if self.validate_args:
+                check_finite(fill, "params['fill']")
+        if self.validate_args and batch:
+            bound = torch.tensor([math.floor(self.max_shift * height), math.floor(self.max_shift * width)], device=shift.device)
+            if bool((shift.abs() > bound).any()):
+                raise ValueError(
+                    f"params['shift'] must satisfy |dy| <= {int(bound[0])} and |dx| <= {int(bound[1])} "
+                    f"(max_shift={self.max_shift} of {height}x{width}); got values up to {shift.abs().amax(0).tolist()}"
+                )
 
     def transform(self, x: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Replay: translate with the given params (no randomness)."""

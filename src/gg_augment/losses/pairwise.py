@@ -12,10 +12,12 @@ from torch import Tensor, nn
 
 from .._checks import (
     check_choice,
+    check_finite,
     check_labels,
     check_positive,
     check_range,
     check_retention,
+    check_same_device,
     check_tensor,
 )
 
@@ -143,11 +145,15 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         if not outputs.is_floating_point():
             raise TypeError(f"outputs must have a floating dtype; got {outputs.dtype}")
         batch = outputs.shape[0]
+        if self.validate_args:
+            check_finite(outputs, "outputs")
         labels = check_labels(labels, batch, "labels")
+        check_same_device(labels, "labels", outputs, "outputs")
         if weight is None:
             weights = torch.ones(batch, device=outputs.device)
         else:
             weights = check_retention(weight, batch, "weight", self.validate_args).float()
+            check_same_device(weights, "weight", outputs, "outputs")
 
         if bank is not None:
             loss = self._bank_loss(outputs, labels, weights, bank, bank_labels)
@@ -183,6 +189,8 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         if bank_labels is None:
             raise ValueError("bank mode needs bank_labels=; got None")
         bank_labels = check_labels(bank_labels, bank.shape[0], "bank_labels")
+        check_same_device(bank, "bank", outputs, "outputs")
+        check_same_device(bank_labels, "bank_labels", outputs, "outputs")
         if bank.shape[0] == 0 or outputs.shape[0] == 0:
             return outputs.sum() * 0.0
         scores = pair_scores(outputs, bank, self.similarity, self.scale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .config import ARCHITECTURES, AUGMENTATIONS, ConfigError, TrainConfig
 from .loop import run
@@ -24,8 +24,15 @@ def _code_lengths(text: str) -> tuple[int, ...]:
     return values
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(mode: str, description: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument

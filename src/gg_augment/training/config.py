@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "TrainConfig"]
+import torch
+
+__all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RUN_CONTROL_KEYS", "TrainConfig"]
+
+#: Fields that steer a run but cannot change its numbers: every other field keys the run folder
+#: and must match to resume. (Each code length has its own folder below the run's.)
+RUN_CONTROL_KEYS = ("code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every")
 
 AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx")
 ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16")
@@ -85,23 +93,71 @@ class TrainConfig:
         return self.out if self.out is not None else Path("runs") / self.mode
 
     def validate(self) -> TrainConfig:
-        """Check every value; raise :class:`ConfigError` naming the first bad field."""
+        """Check every value, before any data loads; raise :class:`ConfigError` naming the
+        first bad field."""
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(name, f"must be one of {list(choices)}; got {getattr(self, name)!r}")
         if not self.code_lengths or min(self.code_lengths) < 1:
             raise ConfigError("code_lengths", f"must be integers >= 1; got {list(self.code_lengths)}")
-        if self.epochs < 1:
-            raise ConfigError("epochs", f"must be >= 1; got {self.epochs}")
-        if self.batch_size < 2:
-            raise ConfigError("batch_size", f"must be >= 2 (pairs are needed); got {self.batch_size}")
+        minimums = {
+            "epochs": 1, "batch_size": 2, "image_size": 1, "gcut_grid": 2, "seed": 0, "threads": 0,
+            "num_query": 1, "num_train": 2, "stop_after": 0, "eval_every": 0,
+            "limit_train": 0, "limit_query": 0, "limit_database": 0,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                why = " (pairs are needed)" if name == "batch_size" else ""
+                raise ConfigError(name, f"must be an integer >= {minimum}{why}; got {value!r}")
+        if self.limit_train == 1:
+            raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
         if self.topk is not None and self.topk < 1:
             raise ConfigError("topk", f"must be >= 1 or omitted for the whole database; got {self.topk}")
-        if self.data != "embedded" and self.data_root is None:
-            raise ConfigError("data_root", f"is needed with data={self.data!r}")
+        for name in ("lr", "gt_sigma"):
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ConfigError(name, f"must be a finite number > 0; got {value}")
+        if not 0.0 < self.crop_scale <= 1.0:
+            raise ConfigError("crop_scale", f"must lie in (0, 1] (the smallest crop's share of the area); got {self.crop_scale}")
         if not 0.0 <= self.cache_momentum < 1.0:
             raise ConfigError("cache_momentum", f"must lie in [0, 1); got {self.cache_momentum}")
+        if self.arch.startswith("vit") and self.image_size % 16:
+            raise ConfigError("image_size", f"must be a multiple of 16 for {self.arch} (its patch size); got {self.image_size}")
+        self._validate_device()
+        if self.data != "embedded":
+            if self.data_root is None:
+                raise ConfigError("data_root", f"is needed with data={self.data!r}")
+            if not Path(self.data_root).is_dir():
+                raise ConfigError("data_root", f"must be an existing folder; got {str(self.data_root)!r}")
         return self
+
+    def _validate_device(self) -> None:
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ConfigError("device", f"must be a torch device such as 'cpu' or 'cuda:0'; got {self.device!r}") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError("device", f"is {self.device!r} but CUDA is not available here; use --device cpu")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ConfigError("device", f"is {self.device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        elif device.type != "cpu":
+            raise ConfigError("device", f"must be 'cpu' or a CUDA device; got {self.device!r}")
+
+    def result_config(self) -> dict[str, Any]:
+        """The fields that decide the run's numbers (all but :data:`RUN_CONTROL_KEYS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_CONTROL_KEYS}
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`result_config`: two runs share it only if they compute the same."""
+        text = json.dumps(self.result_config(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def differences(self, stored: dict[str, Any]) -> list[str]:
+        """``"key: stored -> current"`` for every result field that differs from ``stored``."""
+        current = self.result_config()
+        return [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in current.items() if stored.get(k) != v]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings, tuples as lists."""

@@ -7,7 +7,10 @@
     <out>/<tag>/<bits|dim><K>/metrics.jsonl       one JSON line per epoch
     <out>/<tag>/<bits|dim><K>/final.json          written when the schedule is done
 
-``<tag>`` names the data, architecture, method, retention ablation, G_cut score and seed.
+``<tag>`` names the data, architecture, method, retention ablation, G_cut score and seed for
+people, and ends with :meth:`TrainConfig.fingerprint`, a hash of every field that can change
+the numbers: two configurations never share a folder (a σ sweep gets one folder per σ), and
+``--resume`` finds only the run of exactly this configuration.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from .config import TrainConfig
 __all__ = ["RunLayout", "run_tag"]
 
 
-def run_tag(config: TrainConfig) -> str:
+def _readable_tag(config: TrainConfig) -> str:
     suffix = "-noret" if config.no_retention else ""
     if config.augment.startswith("gcut") and config.gcut_score != "attention":
         suffix += f"-{config.gcut_score}"
     return f"{config.data}-{config.arch}-{config.augment}{suffix}-seed{config.seed}"
+
+
+def run_tag(config: TrainConfig) -> str:
+    return f"{_readable_tag(config)}-{config.fingerprint()}"
 
 
 @dataclass(frozen=True)
@@ -57,3 +64,25 @@ class RunLayout:
     @property
     def results_json(self) -> Path:
         return self.directory / "results.json"
+
+    def remove_stale_temp_files(self, code_length: int) -> list[Path]:
+        """Delete temp files that a killed write of this run left behind; return them.
+
+        :func:`gg_augment.io.write_atomic` names its temp files ``.<name>.<random>.tmp`` beside
+        the target; a process killed mid-write cannot remove its own.
+        """
+        removed = []
+        for folder in (self.directory, self.code_directory(code_length)):
+            if folder.is_dir():
+                for path in folder.glob(".*.tmp"):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
+
+    def other_configurations(self) -> list[Path]:
+        """Run folders beside this one with the same readable tag but another configuration."""
+        stem = self.directory.name.rsplit("-", 1)[0]
+        parent = self.directory.parent
+        if not parent.is_dir():
+            return []
+        return sorted(p for p in parent.glob(f"{stem}-*") if p.is_dir() and p != self.directory and p.name.rsplit("-", 1)[0] == stem)

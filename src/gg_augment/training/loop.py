@@ -89,6 +89,16 @@ def _load_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _refuse_changed_config(config: TrainConfig, stored: dict[str, Any], path: Any) -> None:
+    differences = config.differences(stored)
+    if differences:
+        raise ValueError(
+            f"{path} was written by another configuration, so it cannot be resumed or reused: "
+            + "; ".join(differences)
+            + ". Use another --out, or drop --resume to start over."
+        )
+
+
 def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: Distributed) -> dict[str, Any]:
     """Train one code length; return its final record (or ``stopped_after``)."""
     hashing = config.hashing
@@ -96,11 +106,20 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
     layout = RunLayout.of(config)
     checkpoint_path = layout.checkpoint(code_length)
     final_path = layout.final(code_length)
+    layout.remove_stale_temp_files(code_length)
     if config.resume and final_path.is_file():
         result: dict[str, Any] = json.loads(final_path.read_text())
+        _refuse_changed_config(config, result.get("config", {}), final_path)
         if ctx.is_main:
             print(f"[{code_length}] already finished: {final_path}")
         return result
+    if config.resume and not checkpoint_path.is_file() and ctx.is_main:
+        others = ", ".join(p.name for p in layout.other_configurations()) or "none"
+        print(
+            f"[{code_length}] --resume: no checkpoint of this configuration at {checkpoint_path}; starting "
+            f"from scratch (same tag, other configurations: {others})",
+            file=sys.stderr,
+        )
 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device)
@@ -130,8 +149,9 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
     start_epoch = 0
     if config.resume and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path, CHECKPOINT_KEYS)
-        if state["config"]["code_length"] != code_length or state["config"]["augment"] != config.augment:
-            raise ValueError(f"checkpoint {checkpoint_path} is for another configuration: {state['config']}")
+        _refuse_changed_config(config, state["config"], checkpoint_path)
+        if state["config"].get("code_length") != code_length:
+            raise ValueError(f"checkpoint {checkpoint_path} is for code length {state['config'].get('code_length')}, not {code_length}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -143,6 +163,9 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         history = state["history"]
         start_epoch = state["epoch"]
         if ctx.is_main:
+            # A kill between the checkpoint and the metrics write loses that epoch's line;
+            # the checkpoint's history has it, so the file is rewritten from it.
+            write_atomic(layout.metrics(code_length), "".join(json.dumps(h) + "\n" for h in history))
             print(f"[{code_length}] resumed from {checkpoint_path} after epoch {start_epoch}")
     elif ctx.is_main:
         untrained = evaluate(model, data, config, device)
@@ -150,6 +173,10 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         print(f"[{code_length}] untrained network: mAP {untrained['map']:.4f}")
 
     stop_at = min(config.epochs, config.stop_after) if config.stop_after else config.epochs
+    if num_train // ctx.world_size < 2:
+        raise ConfigError(
+            "limit_train", f"leaves {num_train} training sample(s) for {ctx.world_size} rank(s): each rank needs at least 2"
+        )
     for epoch in range(start_epoch, stop_at):
         started = time.perf_counter()
         train_model.train()
@@ -163,6 +190,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         if tqdm is not None and ctx.is_main and config.progress:
             progress = tqdm(batches, desc=f"[{code_length}] epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr)
         total_loss, total_weight = torch.zeros(()), torch.zeros(())
+        epoch_lr = optimizer.param_groups[0]["lr"]
         for index in progress:
             x = images[index].to(device, non_blocking=True)
             index_device = index.to(device)
@@ -201,7 +229,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             "loss": float(total_loss) / max(1, len(batches)),
             "mean_weight": float(total_weight) / max(1, len(batches)),
             "epoch_seconds": time.perf_counter() - started,
-            "lr": scheduler.get_last_lr()[0],
+            "lr": epoch_lr,
         }
         last = epoch + 1 == config.epochs
         if ctx.is_main and (last or (config.eval_every and (epoch + 1) % config.eval_every == 0)):
@@ -232,6 +260,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
 
     final = {
         "code_length": code_length,
+        "config": config.result_config(),
         "map": history[-1].get("map"),
         "untrained_map": next((h.get("untrained_map") for h in history if "untrained_map" in h), None),
         "epochs": config.epochs,
