@@ -84,6 +84,15 @@ class TrainConfig:
     limit_database: int = 0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # Accept what JSON and users hand over: strings for paths, lists for code lengths.
+        if isinstance(self.out, str):
+            self.out = Path(self.out)
+        if isinstance(self.data_root, str):
+            self.data_root = Path(self.data_root)
+        if isinstance(self.code_lengths, list):
+            self.code_lengths = tuple(self.code_lengths)
+
     @property
     def hashing(self) -> bool:
         return self.mode == "hashing"
