@@ -153,3 +153,18 @@ def test_erasing_retention_is_the_unerased_share(device):
     # Area share follows U(scale) up to the clipping of very elongated boxes and rounding.
     assert 0.03 <= float(erased.min()) and float(erased.max()) <= 0.65
     assert abs(float(erased.mean()) - 0.325) < 0.05
+
+
+def test_erasing_authors_rule_ignores_erasures_below_a_quarter(device):
+    module = RandomErasingRetention.authors(generator=make_generator(device, 6))
+    assert (module.p, module.scale, module.min_share) == (0.5, (0.02, 0.5), 0.25)
+    x = torch.ones(4000, 1, 20, 20, device=device)
+    x_aug, retention = module(x)
+    erased = 1 - x_aug.flatten(1).mean(1)
+    small = erased < 0.25
+    assert bool(small.any()) and bool((~small).any())
+    # Below a quarter: r = 1 even though pixels were erased; from a quarter up: r = 1 - share.
+    assert torch.equal(retention[small], torch.ones_like(retention[small]))
+    torch.testing.assert_close(retention[~small], 1 - erased[~small])
+    assert abs(float((erased > 0).float().mean()) - 0.5) < 0.03  # p = 0.5
+    assert float(erased.max()) <= 0.5 + 0.05

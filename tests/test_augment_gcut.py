@@ -261,3 +261,24 @@ def test_bad_config_is_rejected(kwargs, error, match):
 def test_unknown_layer_names_the_choices():
     with pytest.raises(ValueError, match="layer 'layer9' not found in TinyCNN; some layer names"):
         GCut(TinyCNN(), layer="layer9")
+
+
+def test_vit_default_grid_is_the_patch_grid_with_the_authors_top_k():
+    """vit_b_32 geometry at 224 px: a 7×7 patch grid, softmax over patches, top int(0.5·49) = 24."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    vit = torchvision.models.VisionTransformer(
+        image_size=224, patch_size=32, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64
+    )
+    gcut = GCut(vit, generator=make_generator("cpu", 0))
+    assert gcut.grid_size is None and gcut.select == "topk" and "grid_size=native" in repr(gcut)
+    x = torch.randn(3, 3, 224, 224)
+    grid = gcut.compute_attention(x)
+    assert grid.shape == (3, 7, 7)
+    torch.testing.assert_close(grid.sum(dim=(1, 2)), torch.ones(3))
+    params = gcut.generate_params(x.shape, attention=grid)
+    assert params["candidates"].flatten(1).sum(1).tolist() == [24, 24, 24]
+    x_aug, retention = gcut(x, params=params)
+    assert bool(((retention > 0) & (retention <= 1)).all())
+    # An explicit grid still resizes, as before.
+    assert GCut(vit, grid_size=12).compute_attention(x).shape == (3, 12, 12)

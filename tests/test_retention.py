@@ -27,11 +27,13 @@ def test_callable_curve_and_clamp(device):
     torch.testing.assert_close(w, torch.tensor([0.1, 0.5, 1.0], device=device))
 
 
-def test_sigmoid_below_half_activation(device):
-    r = torch.tensor([0.2, 0.5, 0.51, 0.9], device=device)
-    w = SemanticRetention(sigmoid_below_half=True, temperature=10.0)(r)
-    expected = torch.tensor([torch.sigmoid(torch.tensor(-3.0)).item(), 0.5, 0.51, 0.9], device=device)
-    torch.testing.assert_close(w, expected)
+def test_sigmoid_below_half_is_the_authors_activation(device):
+    """Below 0.5: σ(2r) − (σ(1) − 0.5), which lifts low retention (the authors' values)."""
+    r = torch.tensor([0.0, 0.25, 0.4, 0.5, 0.51, 0.9], device=device)
+    w = SemanticRetention(sigmoid_below_half=True)(r)
+    expected = torch.tensor([0.269, 0.391, 0.459, 0.5, 0.51, 0.9], device=device)
+    torch.testing.assert_close(w, expected, atol=5e-4, rtol=0)
+    assert bool((w[:3] > r[:3]).all())  # lifted, never pushed down
 
 
 def test_keeps_dtype(device, dtype):

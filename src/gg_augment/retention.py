@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -10,6 +11,8 @@ from torch import Tensor, nn
 from ._checks import check_finite, check_positive, check_range, check_retention, check_tensor
 
 __all__ = ["SemanticRetention"]
+
+_SIGMOID_ONE = 1.0 / (1.0 + math.exp(-1.0))
 
 
 class SemanticRetention(nn.Module):
@@ -21,17 +24,17 @@ class SemanticRetention(nn.Module):
           (Liu et al., "Soft Augmentation for Image Classification", CVPR 2023).
         - a callable ``f(r) -> w``, applied elementwise.
 
-    The optional ``sigmoid_below_half`` activation (the authors' option) keeps r where r > 0.5
-    and replaces it with the shifted sigmoid σ(temperature·(r − 0.5)) elsewhere; the two
-    pieces meet at 0.5 and low retention is pushed further down. The result is clamped to
+    The optional ``sigmoid_below_half`` activation is the authors': it keeps w where w > 0.5
+    and replaces it with σ(2w) − (σ(1) − 0.5) elsewhere. The two pieces meet at 0.5 and low
+    retention is *lifted*, not pushed down: w(0) = 0.269, w(0.25) = 0.391, w(0.4) = 0.459 (a
+    heavily cut sample still pulls at about a quarter strength). The result is clamped to
     [p_min, 1].
 
     Args:
         curve: ``"identity"``, ``"power"`` or a callable.
         p_min: the floor of the weight, in [0, 1].
         k: exponent of the power curve, > 0.
-        sigmoid_below_half: apply the activation after the curve.
-        temperature: slope of the activation's sigmoid, > 0.
+        sigmoid_below_half: apply the authors' activation after the curve.
         validate_args: check that r lies in [0, 1] (a host sync on CUDA).
 
     Shape:
@@ -49,7 +52,6 @@ class SemanticRetention(nn.Module):
         p_min: float = 0.0,
         k: float = 2.0,
         sigmoid_below_half: bool = False,
-        temperature: float = 10.0,
         validate_args: bool = True,
     ) -> None:
         super().__init__()
@@ -62,7 +64,6 @@ class SemanticRetention(nn.Module):
         self.p_min = check_range(p_min, "p_min", 0.0, 1.0)
         self.k = check_positive(k, "k")
         self.sigmoid_below_half = bool(sigmoid_below_half)
-        self.temperature = check_positive(temperature, "temperature")
         self.validate_args = bool(validate_args)
 
     def forward(self, retention: Tensor) -> Tensor:
@@ -85,8 +86,8 @@ class SemanticRetention(nn.Module):
             if self.validate_args:
                 check_finite(weight, "curve(retention)")
         if self.sigmoid_below_half:
-            shifted = torch.sigmoid(self.temperature * (weight - 0.5))
-            weight = torch.where(weight > 0.5, weight, shifted)
+            lifted = torch.sigmoid(2.0 * weight) - (_SIGMOID_ONE - 0.5)
+            weight = torch.where(weight > 0.5, weight, lifted)
         return weight.clamp(self.p_min, 1.0)
 
     def extra_repr(self) -> str:
@@ -95,5 +96,5 @@ class SemanticRetention(nn.Module):
         if self.curve == "power":
             out += f", k={self.k}"
         if self.sigmoid_below_half:
-            out += f", sigmoid_below_half=True, temperature={self.temperature}"
+            out += ", sigmoid_below_half=True"
         return out

@@ -79,6 +79,8 @@ class AttentionExtractor:
     returns_logits = True
     #: Candidate-selection rule that suits this family: mean for CNNs, top-k for ViTs.
     default_select = "mean"
+    #: Whether G_cut should cut on the map's own grid (a ViT's patch grid) by default.
+    native_grid = False
 
     def __init__(self, model: nn.Module, layer: str | nn.Module) -> None:
         if not isinstance(model, nn.Module):
@@ -174,6 +176,7 @@ class ViTTokenExtractor(AttentionExtractor):
     """
 
     default_select = "topk"
+    native_grid = True
 
     def __init__(
         self, model: nn.Module, layer: str | nn.Module = "encoder", num_prefix_tokens: int = 1

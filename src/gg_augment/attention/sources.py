@@ -50,9 +50,12 @@ class AttentionSource:
 
     name = "source"
     default_select = "mean"
+    native_grid = False
 
-    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
         """The attention of each image as a float32 probability map over the cut grid.
+
+        ``grid_size=None`` keeps the map's own grid (a ViT's patches; the cache's grid).
 
         Shape:
             - x: (B, C, H, W)
@@ -68,7 +71,7 @@ class AttentionSource:
 
 
 def _map_to_grid(
-    attention: object, batch: int, grid_size: tuple[int, int], *, logits: bool, validate: bool, name: str
+    attention: object, batch: int, grid_size: tuple[int, int] | None, *, logits: bool, validate: bool, name: str
 ) -> Tensor:
     checked = check_attention(attention, batch, name, validate_values=validate and not logits)
     return attention_to_grid(checked.detach(), grid_size, logits=logits)
@@ -87,7 +90,7 @@ class GivenAttention(AttentionSource):
         self.attention = attention
         self.validate_args = bool(validate_args)
 
-    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
         return _map_to_grid(
             self.attention, x.shape[0], grid_size, logits=False, validate=self.validate_args, name="attention"
         )
@@ -98,7 +101,7 @@ class MissingAttention(AttentionSource):
 
     name = "argument"
 
-    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
         raise ValueError(
             "GCut has no attention source (no model, attention_fn or cache), so it needs attention= on "
             "every call; got attention=None"
@@ -117,7 +120,7 @@ class CallableAttention(AttentionSource):
         self.attention_fn = attention_fn
         self.validate_args = bool(validate_args)
 
-    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
         logits = bool(getattr(self.attention_fn, "returns_logits", False))
         return _map_to_grid(
             self.attention_fn(x), x.shape[0], grid_size, logits=logits, validate=self.validate_args,
@@ -142,8 +145,9 @@ class ForwardAttention(AttentionSource):
             raise TypeError(f"extractor must be an AttentionExtractor; got {type(extractor).__name__}")
         self.extractor = extractor
         self.default_select = extractor.default_select
+        self.native_grid = extractor.native_grid
 
-    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
         return attention_to_grid(self.extractor.extract(x), grid_size, logits=True)
 
     def __repr__(self) -> str:
@@ -197,16 +201,18 @@ class CachedAttention(AttentionSource):
         self.cache = cache
         self.extractor = extractor if extractor is not None else attached
         self.default_select = self.extractor.default_select
+        self.native_grid = self.extractor.native_grid
         self.warmup = check_choice(warmup, "warmup", WARMUP_POLICIES)
         self.generator = check_generator(generator)
 
-    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int]) -> Tensor:
+    def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
         if view is None:
             raise ValueError(
                 "GCut with an attention cache needs view= (a gg_augment.View with the dataset "
                 "indices, or the index tensor itself); got None"
             )
         view = self.cache.check_view(view, x.shape[0])
+        grid_size = grid_size if grid_size is not None else self.cache.grid_size
         grid, seen = self.cache.read(view, grid_size)
         grid, seen = grid.to(x.device), seen.to(x.device)
         if self.warmup == "forward":
@@ -220,11 +226,11 @@ class CachedAttention(AttentionSource):
                 self.cache.write(view.select(unseen), logits)
         elif self.warmup == "random":
             generator = check_generator(self.generator, x.device)
-            random_grid = uniform((x.shape[0], *grid_size), x.device, generator)
+            random_grid = uniform(tuple(grid.shape), x.device, generator)
             random_grid = random_grid / random_grid.sum(dim=(1, 2), keepdim=True)
             grid = torch.where(seen.view(-1, 1, 1), grid, random_grid)
         else:
-            uniform_grid = torch.full_like(grid, 1.0 / (grid_size[0] * grid_size[1]))
+            uniform_grid = torch.full_like(grid, 1.0 / (grid.shape[1] * grid.shape[2]))
             grid = torch.where(seen.view(-1, 1, 1), grid, uniform_grid)
         return grid
 

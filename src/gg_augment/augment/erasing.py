@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from .._checks import check_image_batch, check_interval
+from .._checks import check_image_batch, check_interval, check_range
 from ..functional._sampling import uniform
 from ..functional.erase import erase
 from ._base import BatchShape, RetentionAugmentation, param
@@ -23,10 +23,19 @@ class RandomErasingRetention(RetentionAugmentation):
     the rectangle is clipped to the image (no retry loop), and its position is uniform. This
     is the peer baseline of G_cut: the same "give up part of the image" without attention.
 
+    Two rules for retention:
+
+    - the default (torchvision's ranges, ``scale=(0.02, 0.33)``, ``min_share=0``): r is the
+      unerased share of every erased sample;
+    - the authors' (:meth:`authors`: ``p=0.5``, ``scale=(0.02, 0.5)``, ``min_share=0.25``):
+      an erasure below a quarter of the image is treated as harmless and keeps r = 1; from a
+      quarter up, r = 1 − erased share.
+
     Args:
         scale: range of the erased area as a share of the image.
         ratio: range of the rectangle's aspect ratio (h / w).
         fill: ``"random"`` (per-pixel N(0, 1), as torchvision's ``value="random"``) or a float.
+        min_share: erased shares below this keep r = 1.
         p, generator, validate_args: see :class:`RetentionAugmentation`.
 
     Shape:
@@ -42,8 +51,10 @@ class RandomErasingRetention(RetentionAugmentation):
         p: float = 0.5,
         generator: torch.Generator | None = None,
         validate_args: bool = True,
+        min_share: float = 0.0,
     ) -> None:
         super().__init__(p=p, generator=generator, validate_args=validate_args)
+        self.min_share = check_range(min_share, "min_share", 0.0, 1.0)
         self.scale = check_interval(scale, "scale", 0.0, 1.0)
         self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
         if isinstance(fill, str):
@@ -102,7 +113,24 @@ class RandomErasingRetention(RetentionAugmentation):
         """Replay: erase the given boxes (no randomness)."""
         x = check_image_batch(x)
         fill = params["noise"] if isinstance(self.fill, str) else float(self.fill)
-        return erase(x, params["boxes"], fill)
+        x_erased, retention = erase(x, params["boxes"], fill)
+        if self.min_share > 0:
+            retention = torch.where(1 - retention >= self.min_share, retention, torch.ones_like(retention))
+        return x_erased, retention
+
+    @classmethod
+    def authors(
+        cls,
+        fill: str | float = 0.0,
+        generator: torch.Generator | None = None,
+        validate_args: bool = True,
+    ) -> RandomErasingRetention:
+        """The GG authors' erasing baseline: p = 0.5, scale (0.02, 0.5), r = 1 − erased share
+        only when that share is at least 0.25 (else r = 1)."""
+        return cls(
+            scale=(0.02, 0.5), fill=fill, p=0.5, generator=generator, validate_args=validate_args, min_share=0.25
+        )
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}, ratio={self.ratio}, fill={self.fill!r}, p={self.p}"
+        rule = f", min_share={self.min_share}" if self.min_share else ""
+        return f"scale={self.scale}, ratio={self.ratio}, fill={self.fill!r}, p={self.p}{rule}"

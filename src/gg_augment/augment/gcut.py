@@ -65,7 +65,9 @@ class GCut(RetentionAugmentation):
         cache: the :class:`~gg_augment.AttentionCache` for ``"cache"``.
         warmup: for ``"cache"``, the policy for samples with no cached value yet:
             ``"forward"``, ``"skip"`` or ``"random"``.
-        grid_size: (gh, gw) of the cut grid.
+        grid_size: (gh, gw) of the cut grid. None (the default) is the model's own patch grid
+            for ViT sources (the authors' 7×7 for ``vit_b_32`` at 224 px: no resizing) and 12×12
+            otherwise.
         select: ``"mean"`` or ``"topk"``; None picks the source's default (mean for CNNs,
             top-k for ViTs, mean otherwise).
         keep_ratio: share of cells that are candidates under ``"topk"``.
@@ -102,7 +104,7 @@ class GCut(RetentionAugmentation):
         attention_fn: Callable[[Tensor], Tensor] | None = None,
         cache: AttentionCache | None = None,
         warmup: str = "forward",
-        grid_size: int | tuple[int, int] = 12,
+        grid_size: int | tuple[int, int] | None = None,
         select: str | None = None,
         keep_ratio: float = 0.5,
         sigma: float = 0.5,
@@ -127,9 +129,11 @@ class GCut(RetentionAugmentation):
         self.source = source
         # Registered so that the cache travels with .to() and the module's state_dict.
         self.cache: AttentionCache | None = getattr(source, "cache", None)
-        self.grid_size = pair(grid_size, "grid_size")
-        if self.grid_size[0] * self.grid_size[1] < 2:
-            raise ValueError(f"grid_size must have at least 2 cells to cut among; got {grid_size!r}")
+        self.grid_size: tuple[int, int] | None = None
+        if grid_size is not None or not source.native_grid:
+            self.grid_size = pair(grid_size if grid_size is not None else 12, "grid_size")
+            if self.grid_size[0] * self.grid_size[1] < 2:
+                raise ValueError(f"grid_size must have at least 2 cells to cut among; got {grid_size!r}")
         self.select = check_choice(select if select is not None else source.default_select, "select", ("mean", "topk"))
         self.keep_ratio = check_range(keep_ratio, "keep_ratio", 0.0, 1.0, low_inclusive=False)
         self.sigma = check_positive(sigma, "sigma")
@@ -156,6 +160,8 @@ class GCut(RetentionAugmentation):
     # -- sample, then apply ------------------------------------------------------------------
 
     def _check_grid_fits(self, x: Tensor) -> None:
+        if self.grid_size is None:  # the model's own grid is never finer than its input
+            return
         gh, gw = self.grid_size
         if gh > x.shape[2] or gw > x.shape[3]:
             raise ValueError(
@@ -170,8 +176,9 @@ class GCut(RetentionAugmentation):
 
     def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
         self._check_grid_fits(x)
-        expected = (x.shape[0], *self.grid_size)
         cut = param(params, "cut")
+        grid = self.grid_size if self.grid_size is not None else tuple(cut.shape[1:])
+        expected = (x.shape[0], *grid)
         if tuple(cut.shape) != expected:
             raise ValueError(f"params['cut'] must have shape {expected} (B, *grid_size); got {tuple(cut.shape)}")
         if cut.dtype != torch.bool:
@@ -258,7 +265,7 @@ class GCut(RetentionAugmentation):
         parts = [
             f"attention_source={self.attention_source!r}",
             f"source={self.source!r}",
-            f"grid_size={self.grid_size}",
+            f"grid_size={self.grid_size if self.grid_size is not None else 'native'}",
             f"select={self.select!r}",
             f"keep_ratio={self.keep_ratio}" if self.select == "topk" else "",
             f"sigma={self.sigma}",

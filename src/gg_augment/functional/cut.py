@@ -23,7 +23,7 @@ __all__ = [
 
 
 def attention_to_grid(
-    attention: Tensor, grid_size: tuple[int, int], *, logits: bool = False
+    attention: Tensor, grid_size: tuple[int, int] | None, *, logits: bool = False
 ) -> Tensor:
     """Resize a map to the cut grid (nearest) and normalise it to sum 1 per sample.
 
@@ -32,7 +32,7 @@ def attention_to_grid(
             sum; an all-zero map becomes uniform, i.e. "no preference"). With ``logits=True``
             any real scores, normalised by a softmax over the cells (the CNN and ViT
             extractors' rule).
-        grid_size: (gh, gw).
+        grid_size: (gh, gw); None keeps the map's own grid (a ViT's patch grid).
 
     Returns:
         A float32 probability map over the grid cells.
@@ -43,6 +43,8 @@ def attention_to_grid(
     """
     batch = attention.shape[0]
     grid = attention.float()
+    if grid_size is None:
+        grid_size = (grid.shape[1], grid.shape[2])
     if tuple(grid.shape[1:]) != tuple(grid_size):
         grid = F.interpolate(grid.unsqueeze(1), size=grid_size, mode="nearest").squeeze(1)
     flat = grid.flatten(1)
@@ -58,8 +60,9 @@ def attention_to_grid(
 def candidate_cells(attention: Tensor, select: str = "mean", keep_ratio: float = 0.5) -> Tensor:
     """The salient cells a cut may remove.
 
-    ``"mean"``: cells with A > 1/(gh·gw). ``"topk"``: the ceil(keep_ratio·gh·gw) cells with
-    the highest A (ties go to the lower cell index, so the choice is deterministic).
+    ``"mean"``: cells with A > 1/(gh·gw). ``"topk"``: the floor(keep_ratio·gh·gw) cells (at
+    least one) with the highest A, the authors' int(0.5·49) = 24 on a 7×7 ViT grid (ties go to
+    the lower cell index, so the choice is deterministic).
 
     Shape:
         - attention: (B, gh, gw), normalised
@@ -71,7 +74,7 @@ def candidate_cells(attention: Tensor, select: str = "mean", keep_ratio: float =
     if select == "mean":
         candidates = flat > 1.0 / cells
     elif select == "topk":
-        k = min(cells, math.ceil(keep_ratio * cells))
+        k = min(cells, max(1, math.floor(keep_ratio * cells)))
         order = torch.argsort(flat, dim=1, descending=True, stable=True)
         rank = torch.empty_like(order)
         rank.scatter_(1, order, torch.arange(cells, device=flat.device).expand(batch, cells))

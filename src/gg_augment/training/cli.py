@@ -64,7 +64,9 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
         help="layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)")
     add("--gcut-score", choices=("attention", "area"), default=_DEFAULTS.gcut_score,
         help="G_cut retention: 1 - removed attention, or 1 - n/m (ablation)")
-    add("--gcut-grid", type=int, default=_DEFAULTS.gcut_grid, help="G_cut grid side")
+    add("--erasing-rule", choices=("authors", "torchvision"), default=_DEFAULTS.erasing_rule,
+        help="erasing baseline: the authors' (scale 0.02-0.5, r = 1 below a quarter erased) or torchvision's ranges")
+    add("--gcut-grid", type=int, default=None, help="G_cut grid side (default: the patch grid for ViTs, 8 for CNNs)")
     add("--cache-momentum", type=float, default=_DEFAULTS.cache_momentum,
         help="EMA momentum of the approximate G_cut cache")
     add("--out", type=Path, default=Path("runs") / mode, help="output folder")

@@ -150,7 +150,10 @@ def build_pipeline(
     augmentation: RetentionAugmentation | None = None
     cache = None
     if method == "erasing":
-        augmentation = RandomErasingRetention(p=0.5, generator=generator)
+        if config.erasing_rule == "authors":
+            augmentation = RandomErasingRetention.authors(generator=generator)
+        else:
+            augmentation = RandomErasingRetention(p=0.5, generator=generator)
     elif method == "softcrop":
         # Soft Augmentation's crop: aggressive translation, weight on the power curve.
         augmentation = GT(sigma=config.gt_sigma, fill="random", generator=generator)
@@ -159,15 +162,14 @@ def build_pipeline(
         augmentation = GT(sigma=config.gt_sigma, fill="random", generator=generator)
     elif method == "gcut":
         augmentation = GCut(
-            model, layer=config.attention_layer, grid_size=config.gcut_grid, score=config.gcut_score,
+            model, layer=config.attention_layer, grid_size=config.cut_grid, score=config.gcut_score,
             generator=generator,
         )
     elif method == "gcut-approx":
-        cache = AttentionCache(
-            num_train, grid_size=config.gcut_grid, momentum=config.cache_momentum, device=config.device
-        )
+        cache_grid = config.cut_grid or config.patch_grid or 8
+        cache = AttentionCache(num_train, grid_size=cache_grid, momentum=config.cache_momentum, device=config.device)
         augmentation = GCut(
-            model, layer=config.attention_layer, cache=cache, grid_size=config.gcut_grid,
+            model, layer=config.attention_layer, cache=cache, grid_size=config.cut_grid,
             score=config.gcut_score, generator=generator,
         )
     pipeline = RetentionPipeline(augmentation, crop=crop, curve=curve, weight_by_retention=not config.no_retention)

@@ -26,6 +26,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "database": ("rest", "all"),
     "arch": ARCHITECTURES,
     "gcut_score": ("attention", "area"),
+    "erasing_rule": ("authors", "torchvision"),
 }
 
 
@@ -73,7 +74,8 @@ class TrainConfig:
     crop_scale: float = 0.64
     attention_layer: str | None = None
     gcut_score: str = "attention"
-    gcut_grid: int = 8
+    erasing_rule: str = "authors"
+    gcut_grid: int | None = None
     cache_momentum: float = 0.5
     out: Path | None = None
     resume: bool = False
@@ -98,6 +100,19 @@ class TrainConfig:
         return self.mode == "hashing"
 
     @property
+    def cut_grid(self) -> int | None:
+        """G_cut's grid side: ``gcut_grid``, else the patch grid for ViTs (None: the model's
+        own) and 8 for CNNs."""
+        if self.gcut_grid is not None:
+            return self.gcut_grid
+        return None if self.arch.startswith("vit") else 8
+
+    @property
+    def patch_grid(self) -> int | None:
+        """A ViT's patch grid side at this image size (None for CNNs)."""
+        return self.image_size // 16 if self.arch == "vit_b_16" else None
+
+    @property
     def output_root(self) -> Path:
         return self.out if self.out is not None else Path("runs") / self.mode
 
@@ -110,7 +125,7 @@ class TrainConfig:
         if not self.code_lengths or min(self.code_lengths) < 1:
             raise ConfigError("code_lengths", f"must be integers >= 1; got {list(self.code_lengths)}")
         minimums = {
-            "epochs": 1, "batch_size": 2, "image_size": 1, "gcut_grid": 2, "seed": 0, "threads": 0,
+            "epochs": 1, "batch_size": 2, "image_size": 1, "seed": 0, "threads": 0,
             "num_query": 1, "num_train": 2, "stop_after": 0, "eval_every": 0,
             "limit_train": 0, "limit_query": 0, "limit_database": 0,
         }
@@ -119,6 +134,8 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 why = " (pairs are needed)" if name == "batch_size" else ""
                 raise ConfigError(name, f"must be an integer >= {minimum}{why}; got {value!r}")
+        if self.gcut_grid is not None and (isinstance(self.gcut_grid, bool) or not isinstance(self.gcut_grid, int) or self.gcut_grid < 2):
+            raise ConfigError("gcut_grid", f"must be an integer >= 2, or omitted for the default; got {self.gcut_grid!r}")
         if self.limit_train == 1:
             raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
         if self.topk is not None and self.topk < 1:
