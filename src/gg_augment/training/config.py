@@ -17,7 +17,7 @@ __all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RUN_CONTROL_KEYS", 
 RUN_CONTROL_KEYS = ("code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every")
 
 AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx")
-ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16")
+ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16", "efficientnet_lite0")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("hashing", "real"),
     "augment": AUGMENTATIONS,
