@@ -185,3 +185,57 @@ def test_bad_inputs_are_rejected(kwargs, error, match):
 def test_bad_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RetentionWeightedPairwiseLoss(**kwargs)
+
+
+def _triplet_reference(outputs, labels, margin, weights=None):
+    """Three nested loops over (anchor, positive, negative): the definition, slowly."""
+    unit = torch.nn.functional.normalize(outputs.double(), dim=1)
+    total, count = 0.0, 0
+    batch = outputs.shape[0]
+    for a in range(batch):
+        for p in range(batch):
+            if p == a or labels[p] != labels[a]:
+                continue
+            for n in range(batch):
+                if labels[n] == labels[a]:
+                    continue
+                d_ap = (1 - float(unit[a] @ unit[p])) / 2
+                d_an = (1 - float(unit[a] @ unit[n])) / 2
+                scale = 1.0 if weights is None else float(weights[a] * weights[p])
+                total += scale * max(0.0, d_ap - d_an + margin)
+                count += 1
+    return total / max(count, 1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_triplet_term_matches_the_definition(weighted):
+    from gg_augment.losses import triplet_margin_loss
+
+    generator = torch.Generator().manual_seed(3)
+    outputs = torch.tanh(torch.randn(9, 6, generator=generator))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 0])
+    weights = torch.rand(9, generator=generator) if weighted else None
+    ours = triplet_margin_loss(outputs, labels, 0.3, weights)
+    assert abs(float(ours) - _triplet_reference(outputs, labels, 0.3, weights)) < 1e-5
+
+
+def test_loss_options_bank_only_bank_plus_batch_and_triplet():
+    generator = torch.Generator().manual_seed(4)
+    outputs = torch.tanh(torch.randn(8, 12, generator=generator)).requires_grad_()
+    labels = torch.arange(8) % 3
+    bank = torch.tanh(torch.randn(20, 12, generator=generator))
+    bank_labels = torch.arange(20) % 3
+    weight = torch.rand(8, generator=generator)
+    bank_only = RetentionWeightedPairwiseLoss()(outputs, labels, weight, bank=bank, bank_labels=bank_labels)
+    both = RetentionWeightedPairwiseLoss(add_in_batch=True)(outputs, labels, weight, bank=bank, bank_labels=bank_labels)
+    in_batch = RetentionWeightedPairwiseLoss()(outputs, labels, weight)
+    torch.testing.assert_close(both, bank_only + in_batch)
+    from gg_augment.losses import triplet_margin_loss
+
+    with_triplet = RetentionWeightedPairwiseLoss(triplet_weight=0.005, triplet_margin=0.3)(
+        outputs, labels, weight, bank=bank, bank_labels=bank_labels
+    )
+    torch.testing.assert_close(with_triplet, bank_only + 0.005 * triplet_margin_loss(outputs, labels, 0.3))
+    with_triplet.backward()
+    assert bool(torch.isfinite(outputs.grad).all())
+    assert "triplet_weight=0.005" in repr(RetentionWeightedPairwiseLoss(triplet_weight=0.005))

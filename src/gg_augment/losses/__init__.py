@@ -1,12 +1,15 @@
-"""Retention-weighted pairwise losses."""
+"""Retention-weighted losses: the pairwise likelihood (DSDH-style) and a triplet term."""
 
 from __future__ import annotations
 
-from .pairwise import (
-    RetentionWeightedPairwiseLoss,
-    label_similarity,
-    pair_scores,
-    pairwise_likelihood,
-)
+from .pairwise import RetentionWeightedPairwiseLoss
+from .parts import label_similarity, pair_scores, pairwise_likelihood
+from .triplet import triplet_margin_loss
 
-__all__ = ["RetentionWeightedPairwiseLoss", "label_similarity", "pair_scores", "pairwise_likelihood"]
+__all__ = [
+    "RetentionWeightedPairwiseLoss",
+    "label_similarity",
+    "pair_scores",
+    "pairwise_likelihood",
+    "triplet_margin_loss",
+]

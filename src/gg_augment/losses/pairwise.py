@@ -7,7 +7,6 @@ softplus(θ) − s̃·θ, reduced last.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import (
@@ -20,52 +19,10 @@ from .._checks import (
     check_same_device,
     check_tensor,
 )
+from .parts import label_similarity, pair_scores, pairwise_likelihood
+from .triplet import triplet_margin_loss
 
-__all__ = [
-    "RetentionWeightedPairwiseLoss",
-    "label_similarity",
-    "pair_scores",
-    "pairwise_likelihood",
-]
-
-
-def label_similarity(labels: Tensor, other_labels: Tensor) -> Tensor:
-    """s_ij = 1 if the two samples share a label, else 0 (float32).
-
-    Shape:
-        - labels: (B,) class ids or (B, L) multi-hot; other_labels: (N,) or (N, L), same kind
-        - output: (B, N)
-    """
-    if labels.ndim != other_labels.ndim:
-        raise ValueError(
-            f"labels and bank labels must both be class ids (N,) or both multi-hot (N, L); "
-            f"got {labels.ndim}-D and {other_labels.ndim}-D"
-        )
-    if labels.ndim == 1:
-        return (labels.unsqueeze(1) == other_labels.unsqueeze(0)).float()
-    if labels.shape[1] != other_labels.shape[1]:
-        raise ValueError(
-            f"multi-hot labels must have the same number of classes; got {labels.shape[1]} and {other_labels.shape[1]}"
-        )
-    return ((labels.float() @ other_labels.float().T) > 0).float()
-
-
-def pair_scores(outputs: Tensor, others: Tensor, similarity: str = "hash", scale: float = 1.0) -> Tensor:
-    """θ_ij: ⟨u_i, u_j⟩/2 for hashing, scale·cos(u_i, u_j) for cosine.
-
-    Shape:
-        - outputs: (B, K); others: (N, K)
-        - output: (B, N) float32 (half inputs are promoted so that large θ stay exact)
-    """
-    outputs, others = outputs.float(), others.float()
-    if similarity == "hash":
-        return outputs @ others.T / 2
-    return scale * (F.normalize(outputs, dim=1) @ F.normalize(others, dim=1).T)
-
-
-def pairwise_likelihood(scores: Tensor, targets: Tensor) -> Tensor:
-    """Unreduced −log-likelihood of soft targets: softplus(θ) − s̃·θ (stable for any θ)."""
-    return F.softplus(scores) - targets * scores
+__all__ = ["RetentionWeightedPairwiseLoss"]
 
 
 class RetentionWeightedPairwiseLoss(nn.Module):
@@ -87,6 +44,15 @@ class RetentionWeightedPairwiseLoss(nn.Module):
     ``binary_targets=b``, and a classification-regression term
     ``classification_weight``·mean((y − ŷ)²) with ``class_scores=ŷ``, ``class_targets=y``.
 
+    Two options for DSDH-style training:
+
+    - ``add_in_batch=True``: in bank mode, also add the in-batch term. The authors use the
+      bank term alone (``False``); from scratch the bank's far side is up to an epoch stale and
+      the in-batch pairs speed learning up (the fast recipe uses both).
+    - ``triplet_weight=γ``: add γ·:func:`~gg_augment.losses.triplet_margin_loss` with
+      ``triplet_margin``; unweighted as the authors' (γ = 0.005, margin 0.3), or weighted by
+      retention with ``weight_triplets=True``.
+
     Args:
         similarity: ``"hash"`` (θ = ⟨u_i, u_j⟩/2, tanh outputs in (−1, 1)) or ``"cosine"``
             (θ = scale·cos).
@@ -94,6 +60,10 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         combine: in-batch weight rule, ``"product"`` or ``"min"``.
         quantization_weight: η.
         classification_weight: weight of the regression term.
+        add_in_batch: in bank mode, add the in-batch term too.
+        triplet_weight: γ of the triplet term (0 disables it).
+        triplet_margin: its margin, on the [0, 1] cosine-distance scale.
+        weight_triplets: weight each triplet by w_anchor·w_positive.
         validate_args: check that the weights lie in [0, 1] (a host sync on CUDA).
 
     Shape:
@@ -118,6 +88,11 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         quantization_weight: float = 0.0,
         classification_weight: float = 0.0,
         validate_args: bool = True,
+        *,
+        add_in_batch: bool = False,
+        triplet_weight: float = 0.0,
+        triplet_margin: float = 0.3,
+        weight_triplets: bool = False,
     ) -> None:
         super().__init__()
         self.similarity = check_choice(similarity, "similarity", ("hash", "cosine"))
@@ -126,6 +101,10 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         self.quantization_weight = check_range(quantization_weight, "quantization_weight", 0.0, float("inf"))
         self.classification_weight = check_range(classification_weight, "classification_weight", 0.0, float("inf"))
         self.validate_args = bool(validate_args)
+        self.add_in_batch = bool(add_in_batch)
+        self.triplet_weight = check_range(triplet_weight, "triplet_weight", 0.0, float("inf"))
+        self.triplet_margin = check_range(triplet_margin, "triplet_margin", 0.0, float("inf"))
+        self.weight_triplets = bool(weight_triplets)
 
     def forward(
         self,
@@ -178,6 +157,11 @@ class RetentionWeightedPairwiseLoss(nn.Module):
                     f"got {tuple(class_scores.shape)} and {tuple(class_targets.shape)}"
                 )
             loss = loss + self.classification_weight * (class_targets.float() - class_scores.float()).pow(2).mean()
+        if bank is not None and self.add_in_batch:
+            loss = loss + self._in_batch_loss(outputs, labels, weights)
+        if self.triplet_weight:
+            triplet_weights = weights if self.weight_triplets else None
+            loss = loss + self.triplet_weight * triplet_margin_loss(outputs, labels, self.triplet_margin, triplet_weights)
         return loss
 
     def _bank_loss(
@@ -219,4 +203,9 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             out += f", quantization_weight={self.quantization_weight}"
         if self.classification_weight:
             out += f", classification_weight={self.classification_weight}"
+        if self.add_in_batch:
+            out += ", add_in_batch=True"
+        if self.triplet_weight:
+            out += f", triplet_weight={self.triplet_weight}, triplet_margin={self.triplet_margin}"
+            out += ", weight_triplets=True" if self.weight_triplets else ""
         return out

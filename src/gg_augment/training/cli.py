@@ -42,7 +42,22 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
         help="bits (hashing) or embedding sizes (real-valued), comma-separated")
     add("--epochs", type=int, default=_DEFAULTS.epochs, help="training epochs")
     add("--batch-size", type=int, default=_DEFAULTS.batch_size, help="training batch size")
-    add("--lr", type=float, default=_DEFAULTS.lr, help="Adam learning rate (cosine schedule)")
+    add("--recipe", choices=("fast", "paper"), default=_DEFAULTS.recipe,
+        help="fast: short from-scratch CPU runs; paper: the GG authors' recipe (docs/recipes.md). "
+        "Flags below marked 'recipe' default to the recipe's value")
+    add("--lr", type=float, default=None, help="learning rate (recipe: fast 1e-3, paper 3e-5, 3e-6 for ViT)")
+    add("--optimizer", choices=("adam", "rmsprop"), default=None, help="recipe: fast adam, paper rmsprop (weight decay 1e-5)")
+    add("--lr-min", type=float, default=None, help="floor of the cosine schedule (recipe: fast 0, paper 1e-7)")
+    add("--loss-terms", choices=("bank", "bank+batch"), default=None,
+        help="DSDH: bank term only (paper) or bank with live batch rows plus in-batch term (fast)")
+    add("--triplet-weight", type=float, default=None, help="weight of the triplet term (recipe: fast 0, paper 0.005)")
+    add("--triplet-margin", type=float, default=_DEFAULTS.triplet_margin, help="margin of the triplet term")
+    add("--weight-triplets", action="store_true", help="weight each triplet by retention (the authors' is unweighted)")
+    add("--base-transform", choices=("crop-flip", "flip"), default=None,
+        help="under every method: random resized crop + flip (fast), or resize·256/224 + centre crop + flip (paper)")
+    add("--dcc-iterations", type=int, default=None, help="DCC sweeps of the B-step per epoch (recipe: fast 3, paper 1)")
+    add("--head", choices=("features", "logits"), default=None,
+        help="code head on pooled features (fast) or on a pretrained CNN's ImageNet logits (paper)")
     add("--seed", type=int, default=_DEFAULTS.seed, help="seed of the model, data order and augmentation")
     add("--device", default=_DEFAULTS.device, help="torch device")
     add("--threads", type=int, default=_DEFAULTS.threads, help="torch CPU threads (0: leave torch's default)")
@@ -58,8 +73,10 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
     add("--arch", choices=ARCHITECTURES, default=_DEFAULTS.arch)
     add("--pretrained", action="store_true", help="torchvision ImageNet weights (needs them cached)")
     add("--topk", type=int, default=None, help="mAP@K; default: the whole database")
-    add("--gt-sigma", type=float, default=_DEFAULTS.gt_sigma, help="G_t offset std as a fraction of the side")
-    add("--crop-scale", type=float, default=_DEFAULTS.crop_scale, help="smallest area share of the random resized crop")
+    add("--gt-sigma", type=float, default=None,
+        help="G_t offset std as a fraction of the side (recipe: fast 0.3, paper 60/224, 80/224 for ImageNet-100)")
+    add("--crop-scale", type=float, default=None,
+        help="smallest area share of the random resized crop (recipe: fast 0.64, paper 0.08)")
     add("--attention-layer", default=None,
         help="layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)")
     add("--gcut-score", choices=("attention", "area"), default=_DEFAULTS.gcut_score,
@@ -73,7 +90,7 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
     add("--resume", action="store_true", help="continue from the checkpoints under --out")
     add("--stop-after", type=int, default=0,
         help="stop after this many epochs of the schedule (e.g. a preemptible time slot); --resume continues")
-    add("--eval-every", type=int, default=0, help="evaluate every N epochs (0: only at the end)")
+    add("--eval-every", type=int, default=None, help="evaluate every N epochs, 0 only at the end (recipe: fast 0, paper 10)")
     add("--limit-train", type=int, default=0, help="use the first N training samples (smoke tests)")
     add("--limit-query", type=int, default=0)
     add("--limit-database", type=int, default=0)

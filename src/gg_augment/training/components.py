@@ -104,12 +104,25 @@ def _take(dataset: Any, limit: int) -> tuple[Tensor, Tensor]:
     return images, labels
 
 
+def resize_centre_crop(images: Tensor, size: int) -> Tensor:
+    """The authors' base transform: resize to size·256/224, then the centre size×size crop."""
+    resized = round(size * 256 / 224)
+    if images.shape[-2:] != (resized, resized):
+        images = F.interpolate(images, size=(resized, resized), mode="bilinear", align_corners=False, antialias=True)
+    top = (resized - size) // 2
+    return images[..., top : top + size, top : top + size].contiguous()
+
+
 def load_data(config: TrainConfig) -> dict[str, Any]:
     """Train, query and database tensors (after the ``limit_*`` cuts) and the split record."""
     splits = load_splits(config)
     train_images, train_labels = _take(splits.train, config.limit_train)
     query_images, query_labels = _take(splits.query, config.limit_query)
     database_images, database_labels = _take(splits.database, config.limit_database)
+    if config.settings().base_transform == "flip":
+        train_images, query_images, database_images = (
+            resize_centre_crop(images, config.image_size) for images in (train_images, query_images, database_images)
+        )
     used = {"train": len(train_labels), "query": len(query_labels), "database": len(database_labels)}
     return {
         "train_images": train_images, "train_labels": train_labels,
@@ -130,7 +143,10 @@ def one_hot_labels(labels: Tensor, num_classes: int) -> Tensor:
 
 
 def build_model(config: TrainConfig, code_length: int, in_channels: int) -> RetrievalNet:
-    backbone, width = build_backbone(config.arch, config.pretrained, config.image_size, in_channels)
+    """Backbone + code head. ``head="logits"`` puts the head on a pretrained CNN's ImageNet
+    logits (the authors' Linear(1000 → K)); without ImageNet weights it falls back to features."""
+    logits = config.settings().head == "logits" and config.pretrained and config.arch != "small"
+    backbone, width = build_backbone(config.arch, config.pretrained, config.image_size, in_channels, logits=logits)
     return RetrievalNet(backbone, width, code_length, hashing=config.hashing)
 
 
@@ -142,10 +158,13 @@ def build_pipeline(
     Returns the pipeline and, for ``gcut-approx``, its attention cache (the trainer saves
     it and syncs it across ranks).
     """
+    settings = config.settings()
     method = config.augment
     crop = None
-    if method != "none":
-        crop = RandomResizedCropFlip(config.image_size, scale=(config.crop_scale, 1.0), generator=generator)
+    if method == "standard" or (method != "none" and settings.base_transform == "crop-flip"):
+        crop = RandomResizedCropFlip(config.image_size, scale=(settings.crop_scale, 1.0), generator=generator)
+    elif method != "none":  # the authors' base transform: flip only (the centre crop is done at load)
+        crop = RandomResizedCropFlip(config.image_size, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=generator)
     curve = SemanticRetention()
     augmentation: RetentionAugmentation | None = None
     cache = None
@@ -156,10 +175,10 @@ def build_pipeline(
             augmentation = RandomErasingRetention(p=0.5, generator=generator)
     elif method == "softcrop":
         # Soft Augmentation's crop: aggressive translation, weight on the power curve.
-        augmentation = GT(sigma=config.gt_sigma, fill="random", generator=generator)
+        augmentation = GT(sigma=settings.gt_sigma, fill="random", generator=generator)
         curve = SemanticRetention("power", p_min=0.0, k=2.0)
     elif method == "gt":
-        augmentation = GT(sigma=config.gt_sigma, fill="random", generator=generator)
+        augmentation = GT(sigma=settings.gt_sigma, fill="random", generator=generator)
     elif method == "gcut":
         augmentation = GCut(
             model, layer=config.attention_layer, grid_size=config.cut_grid, score=config.gcut_score,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RUN_CONTROL_KEYS", "TrainConfig"]
+__all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RUN_CONTROL_KEYS", "RecipeSettings", "TrainConfig"]
 
 #: Fields that steer a run but cannot change its numbers: every other field keys the run folder
 #: and must match to resume. (Each code length has its own folder below the run's.)
@@ -27,7 +27,50 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ARCHITECTURES,
     "gcut_score": ("attention", "area"),
     "erasing_rule": ("authors", "torchvision"),
+    "recipe": ("fast", "paper"),
 }
+_RECIPE_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("adam", "rmsprop"),
+    "loss_terms": ("bank", "bank+batch"),
+    "base_transform": ("crop-flip", "flip"),
+    "head": ("features", "logits"),
+}
+
+#: What each recipe sets for the fields left at None. ``paper`` is the GG authors' recipe:
+#: resize 256 -> centre crop 224 -> flip under G_t/G_cut (no random resized crop), DSDH bank
+#: term only with the batch's columns of U written before the loss, a triplet term, RMSprop
+#: with cosine decay to 1e-7, one DCC sweep per epoch, Linear(1000 -> K) on ImageNet logits,
+#: G_cut grid 12 for CNNs, G_t sigma 60 px of 224, evaluation every 10 epochs. ``fast`` is
+#: tuned for short from-scratch CPU runs (see docs/recipes.md for each difference and why).
+RECIPES: dict[str, dict[str, Any]] = {
+    "fast": {
+        "lr": 1e-3, "optimizer": "adam", "lr_min": 0.0, "loss_terms": "bank+batch", "triplet_weight": 0.0,
+        "base_transform": "crop-flip", "crop_scale": 0.64, "gt_sigma": 0.3, "dcc_iterations": 3,
+        "head": "features", "eval_every": 0, "cnn_grid": 8,
+    },
+    "paper": {
+        "lr": 3e-5, "optimizer": "rmsprop", "lr_min": 1e-7, "loss_terms": "bank", "triplet_weight": 0.005,
+        "base_transform": "flip", "crop_scale": 0.08, "gt_sigma": 60 / 224, "dcc_iterations": 1,
+        "head": "logits", "eval_every": 10, "cnn_grid": 12,
+    },
+}
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """The recipe-decided settings of a run, every one set (see :meth:`TrainConfig.settings`)."""
+
+    lr: float
+    optimizer: str
+    lr_min: float
+    loss_terms: str
+    triplet_weight: float
+    base_transform: str
+    crop_scale: float
+    gt_sigma: float
+    dcc_iterations: int
+    head: str
+    eval_every: int
 
 
 class ConfigError(ValueError):
@@ -56,7 +99,17 @@ class TrainConfig:
     code_lengths: tuple[int, ...] = (32,)
     epochs: int = 15
     batch_size: int = 128
-    lr: float = 1e-3
+    recipe: str = "fast"
+    lr: float | None = None
+    optimizer: str | None = None
+    lr_min: float | None = None
+    loss_terms: str | None = None
+    triplet_weight: float | None = None
+    triplet_margin: float = 0.3
+    weight_triplets: bool = False
+    base_transform: str | None = None
+    dcc_iterations: int | None = None
+    head: str | None = None
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
@@ -70,8 +123,8 @@ class TrainConfig:
     arch: str = "small"
     pretrained: bool = False
     topk: int | None = None
-    gt_sigma: float = 0.3
-    crop_scale: float = 0.64
+    gt_sigma: float | None = None
+    crop_scale: float | None = None
     attention_layer: str | None = None
     gcut_score: str = "attention"
     erasing_rule: str = "authors"
@@ -80,7 +133,7 @@ class TrainConfig:
     out: Path | None = None
     resume: bool = False
     stop_after: int = 0
-    eval_every: int = 0
+    eval_every: int | None = None
     limit_train: int = 0
     limit_query: int = 0
     limit_database: int = 0
@@ -99,13 +152,33 @@ class TrainConfig:
     def hashing(self) -> bool:
         return self.mode == "hashing"
 
+    def resolved(self) -> TrainConfig:
+        """This configuration with every field left at None set by the recipe."""
+        recipe = RECIPES[self.recipe]
+        values = {key: recipe[key] for key in recipe if key != "cnn_grid" and getattr(self, key) is None}
+        if self.recipe == "paper":
+            if "lr" in values and self.arch.startswith("vit"):
+                values["lr"] = 3e-6
+            if "gt_sigma" in values and self.imagelist_preset == "imagenet-100":
+                values["gt_sigma"] = 80 / 224
+            if self.topk is None and self.data == "imagelist":
+                values["topk"] = 1000  # NUS-WIDE, ImageNet-100, COCO: mAP@1000; CIFAR-10: @all
+        if self.gcut_grid is None and not self.arch.startswith("vit"):
+            values["gcut_grid"] = recipe["cnn_grid"]
+        return replace(self, **values)
+
+    def settings(self) -> RecipeSettings:
+        """The recipe's settings with this configuration's overrides, all resolved."""
+        resolved = self.resolved()
+        return RecipeSettings(**{f.name: getattr(resolved, f.name) for f in fields(RecipeSettings)})
+
     @property
     def cut_grid(self) -> int | None:
         """G_cut's grid side: ``gcut_grid``, else the patch grid for ViTs (None: the model's
-        own) and 8 for CNNs."""
+        own) and the recipe's for CNNs."""
         if self.gcut_grid is not None:
             return self.gcut_grid
-        return None if self.arch.startswith("vit") else 8
+        return None if self.arch.startswith("vit") else RECIPES[self.recipe]["cnn_grid"]
 
     @property
     def patch_grid(self) -> int | None:
@@ -122,11 +195,15 @@ class TrainConfig:
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(name, f"must be one of {list(choices)}; got {getattr(self, name)!r}")
+        for name, choices in _RECIPE_CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in choices:
+                raise ConfigError(name, f"must be one of {list(choices)} (or omitted for the recipe's); got {value!r}")
         if not self.code_lengths or min(self.code_lengths) < 1:
             raise ConfigError("code_lengths", f"must be integers >= 1; got {list(self.code_lengths)}")
         minimums = {
             "epochs": 1, "batch_size": 2, "image_size": 1, "seed": 0, "threads": 0,
-            "num_query": 1, "num_train": 2, "stop_after": 0, "eval_every": 0,
+            "num_query": 1, "num_train": 2, "stop_after": 0,
             "limit_train": 0, "limit_query": 0, "limit_database": 0,
         }
         for name, minimum in minimums.items():
@@ -140,11 +217,20 @@ class TrainConfig:
             raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
         if self.topk is not None and self.topk < 1:
             raise ConfigError("topk", f"must be >= 1 or omitted for the whole database; got {self.topk}")
+        for name in ("eval_every", "dcc_iterations"):
+            value = getattr(self, name)
+            minimum = 0 if name == "eval_every" else 1
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise ConfigError(name, f"must be an integer >= {minimum}; got {value!r}")
         for name in ("lr", "gt_sigma"):
             value = getattr(self, name)
-            if not value > 0 or value != value or value == float("inf"):
+            if value is not None and (not value > 0 or value == float("inf")):
                 raise ConfigError(name, f"must be a finite number > 0; got {value}")
-        if not 0.0 < self.crop_scale <= 1.0:
+        for name in ("lr_min", "triplet_weight", "triplet_margin"):
+            value = getattr(self, name)
+            if value is not None and (not value >= 0 or value == float("inf")):
+                raise ConfigError(name, f"must be a finite number >= 0; got {value}")
+        if self.crop_scale is not None and not 0.0 < self.crop_scale <= 1.0:
             raise ConfigError("crop_scale", f"must lie in (0, 1] (the smallest crop's share of the area); got {self.crop_scale}")
         if not 0.0 <= self.cache_momentum < 1.0:
             raise ConfigError("cache_momentum", f"must lie in [0, 1); got {self.cache_momentum}")
@@ -172,8 +258,10 @@ class TrainConfig:
             raise ConfigError("device", f"must be 'cpu' or a CUDA device; got {self.device!r}")
 
     def result_config(self) -> dict[str, Any]:
-        """The fields that decide the run's numbers (all but :data:`RUN_CONTROL_KEYS`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_CONTROL_KEYS}
+        """The fields that decide the run's numbers (all but :data:`RUN_CONTROL_KEYS`), with
+        the recipe's values filled in: ``--recipe paper`` and ``--recipe paper --lr 3e-5`` are
+        one configuration."""
+        return {k: v for k, v in self.resolved().to_dict().items() if k not in RUN_CONTROL_KEYS}
 
     def fingerprint(self) -> str:
         """A short hash of :meth:`result_config`: two runs share it only if they compute the same."""
