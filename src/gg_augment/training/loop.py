@@ -251,7 +251,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             record.update(evaluate(model, data, config, device))
         history.append(record)
         if ctx.is_main:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
+            shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items()}
             print(json.dumps({"code_length": code_length, **shown}), flush=True)
             state = {
                 "epoch": epoch + 1,
