@@ -257,3 +257,50 @@ def test_recipe_paper_on_an_image_list_with_the_pretrained_backbone(tmp_path, im
     summary = json.loads((_run_dir(tmp_path, "imagelist-efficientnet_lite0-gcut-seed0") / "results.json").read_text())
     assert summary["config"]["head"] == "logits" and summary["config"]["topk"] == 1000
     assert "selected on the query set" in (_run_dir(tmp_path, "imagelist-efficientnet_lite0-gcut-seed0") / "results.md").read_text()
+
+
+def test_epoch_batch_sampler_is_seeded_by_epoch_and_sharded_equally():
+    from gg_augment.training.components import EpochBatchSampler
+
+    rank0, rank1 = EpochBatchSampler(101, 16, seed=3, rank=0, world_size=2), EpochBatchSampler(101, 16, seed=3, rank=1, world_size=2)
+    for epoch in (0, 1):
+        rank0.set_epoch(epoch)
+        rank1.set_epoch(epoch)
+        a, b = [i for batch in rank0 for i in batch], [i for batch in rank1 for i in batch]
+        assert len(a) == len(b) == 50 and not set(a) & set(b) and len(rank0) == len(rank1)
+    again = EpochBatchSampler(101, 16, seed=3, rank=0, world_size=2)
+    again.set_epoch(1)
+    assert list(again) == list(rank0)
+    rank0.set_epoch(2)
+    assert list(rank0) != list(again)
+
+
+def test_streaming_matches_its_own_resume_with_workers(tmp_path):
+    args = ["--stream", "--workers", "2", "--augment", "gcut-approx", "--epochs", "3", "--code-lengths", "8"]
+    straight = _run("hashing", tmp_path / "straight", *args)
+    _run("hashing", tmp_path / "stopped", *args, "--stop-after", "1")
+    resumed = _run("hashing", tmp_path / "stopped", *args, "--resume")
+    assert resumed[0]["map"] == straight[0]["map"]
+    a = _checkpoint(tmp_path / "straight", "embedded-small-gcut-approx-seed0")
+    b = _checkpoint(tmp_path / "stopped", "embedded-small-gcut-approx-seed0")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    summary = json.loads((_run_dir(tmp_path / "straight", "embedded-small-gcut-approx-seed0") / "results.json").read_text())
+    assert summary["split"]["streaming"] is True
+
+
+def test_image_lists_stream_under_torchrun_with_two_gloo_ranks(tmp_path, image_list_root):
+    import subprocess
+
+    root, _, _ = image_list_root
+    (root / "query.txt").write_text((root / "test.txt").read_text())
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+        str(EXAMPLES / "train_hashing.py"), "--data", "imagelist", "--data-root", str(root), "--image-size", "32",
+        "--augment", "gcut-approx", "--epochs", "2", "--code-lengths", "8", "--batch-size", "4", "--workers", "1",
+        "--out", str(tmp_path), "--no-progress",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    summary = json.loads((_run_dir(tmp_path, "imagelist-small-gcut-approx-seed0") / "results.json").read_text())
+    assert summary["split"]["streaming"] is True and 0.0 <= summary["results"][0]["map"] <= 1.0
+    assert finished.stdout.count("| bits |") == 1

@@ -95,6 +95,9 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
     add("--limit-query", type=int, default=0)
     add("--limit-database", type=int, default=0)
     add("--no-progress", action="store_true", help="no tqdm bars")
+    add("--stream", action=argparse.BooleanOptionalAction, default=None,
+        help="stream batches through a DataLoader (default: for image lists) instead of holding the data in memory")
+    add("--workers", type=int, default=0, help="DataLoader worker processes when streaming (decode and resize there)")
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from ..attention import AttentionCache
 from ..augment import GT, GCut, RandomErasingRetention, RandomResizedCropFlip, RetentionAugmentation
@@ -20,6 +22,10 @@ from .config import TrainConfig
 
 __all__ = [
     "Distributed",
+    "EpochBatchSampler",
+    "MappedDataset",
+    "encode_dataset",
+    "make_loader",
     "all_gather_cat",
     "build_model",
     "build_pipeline",
@@ -113,9 +119,112 @@ def resize_centre_crop(images: Tensor, size: int) -> Tensor:
     return images[..., top : top + size, top : top + size].contiguous()
 
 
+class _CentreCrop:
+    """Picklable per-sample :func:`resize_centre_crop` for DataLoader workers."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image: Tensor) -> Tensor:
+        return resize_centre_crop(image[None], self.size)[0]
+
+
+class MappedDataset(Dataset):
+    """``dataset`` with ``fn`` applied to each image, in the DataLoader's workers."""
+
+    def __init__(self, dataset: Any, fn: Callable[[Tensor], Tensor]) -> None:
+        self.dataset = dataset
+        self.fn = fn
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, position: int) -> tuple[Tensor, Tensor, int]:
+        image, label, index = self.dataset[position]
+        return self.fn(image), label, index
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of positions for one rank: a permutation seeded by (seed, epoch), cut into
+    equal per-rank shards (DDP needs equal step counts), batches of at least 2 samples.
+
+    The order depends on the epoch alone, so a run resumed at an epoch boundary sees exactly
+    the batches an uninterrupted one would; call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)
+        usable = self.size - self.size % self.world_size
+        shard = order[:usable][self.rank :: self.world_size]
+        batches = [shard[i : i + self.batch_size] for i in range(0, len(shard), self.batch_size)]
+        return [b for b in batches if b.numel() >= 2]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter([b.tolist() for b in self._batches()])
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def make_loader(dataset: Any, config: TrainConfig, *, batch_sampler: Sampler[list[int]] | None = None) -> DataLoader:
+    """A DataLoader with the run's workers: per-sample decoding and resizing happen there."""
+    workers = config.workers
+    common: dict[str, Any] = {
+        "num_workers": workers,
+        "pin_memory": torch.device(config.device).type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+    return DataLoader(dataset, batch_size=512, shuffle=False, **common)
+
+
+def _limited(dataset: Any, limit: int) -> tuple[Any, Tensor]:
+    """The first ``limit`` items (all for 0) of a lazy dataset, and their labels, undecoded."""
+    if hasattr(dataset, "labels"):
+        labels = torch.as_tensor(dataset.labels)
+    elif hasattr(dataset, "tensors"):
+        labels = dataset.tensors[1]
+    else:
+        labels = torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))])
+    if limit and limit < len(dataset):
+        return Subset(dataset, range(limit)), labels[:limit]
+    return dataset, labels
+
+
 def load_data(config: TrainConfig) -> dict[str, Any]:
-    """Train, query and database tensors (after the ``limit_*`` cuts) and the split record."""
+    """The three splits and the split record.
+
+    In memory (embedded data and CIFAR-10 by default): ``<split>_images`` tensors. Streaming
+    (image lists by default, or ``stream=True``): ``<split>_dataset`` lazy datasets whose items
+    are decoded in DataLoader workers; memory is then bounded by the batch, not the dataset.
+    Labels are tensors either way (``<split>_labels``), read without decoding images.
+    """
     splits = load_splits(config)
+    if config.streaming:
+        data: dict[str, Any] = {"stream": True, "num_classes": splits.num_classes}
+        transform = config.settings().base_transform == "flip"
+        for name, dataset, limit in (
+            ("train", splits.train, config.limit_train),
+            ("query", splits.query, config.limit_query),
+            ("database", splits.database, config.limit_database),
+        ):
+            lazy, labels = _limited(dataset, limit)
+            if transform:
+                lazy = MappedDataset(lazy, _CentreCrop(config.image_size))
+            data[f"{name}_dataset"], data[f"{name}_labels"] = lazy, labels
+        used = {name: len(data[f"{name}_labels"]) for name in ("train", "query", "database")}
+        data["split_info"] = {**splits.info(), "used": used, "streaming": True}
+        return data
     train_images, train_labels = _take(splits.train, config.limit_train)
     query_images, query_labels = _take(splits.query, config.limit_query)
     database_images, database_labels = _take(splits.database, config.limit_database)
@@ -125,6 +234,7 @@ def load_data(config: TrainConfig) -> dict[str, Any]:
         )
     used = {"train": len(train_labels), "query": len(query_labels), "database": len(database_labels)}
     return {
+        "stream": False,
         "train_images": train_images, "train_labels": train_labels,
         "query_images": query_images, "query_labels": query_labels,
         "database_images": database_images, "database_labels": database_labels,
@@ -193,6 +303,16 @@ def build_pipeline(
         )
     pipeline = RetentionPipeline(augmentation, crop=crop, curve=curve, weight_by_retention=not config.no_retention)
     return pipeline, cache
+
+
+@torch.no_grad()
+def encode_dataset(model: nn.Module, loader: DataLoader, device: torch.device) -> Tensor:
+    """Eval-mode outputs for every item of a loader, batch by batch; the mode is restored."""
+    was_training = model.training
+    model.eval()
+    outputs = [model(images.to(device, non_blocking=True)) for images, *_ in loader]
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ __all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RUN_CONT
 
 #: Fields that steer a run but cannot change its numbers: every other field keys the run folder
 #: and must match to resume. (Each code length has its own folder below the run's.)
-RUN_CONTROL_KEYS = ("code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every")
+RUN_CONTROL_KEYS = ("code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every", "workers")
 
 AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx")
 ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16", "efficientnet_lite0")
@@ -138,6 +138,8 @@ class TrainConfig:
     limit_query: int = 0
     limit_database: int = 0
     progress: bool = True
+    stream: bool | None = None
+    workers: int = 0
 
     def __post_init__(self) -> None:
         # Accept what JSON and users hand over: strings for paths, lists for code lengths.
@@ -186,6 +188,12 @@ class TrainConfig:
         return self.image_size // 16 if self.arch == "vit_b_16" else None
 
     @property
+    def streaming(self) -> bool:
+        """Stream from lazy datasets through a DataLoader (image lists by default) rather than
+        hold the data in memory (embedded data and CIFAR-10 by default)."""
+        return self.stream if self.stream is not None else self.data == "imagelist"
+
+    @property
     def output_root(self) -> Path:
         return self.out if self.out is not None else Path("runs") / self.mode
 
@@ -203,7 +211,7 @@ class TrainConfig:
             raise ConfigError("code_lengths", f"must be integers >= 1; got {list(self.code_lengths)}")
         minimums = {
             "epochs": 1, "batch_size": 2, "image_size": 1, "seed": 0, "threads": 0,
-            "num_query": 1, "num_train": 2, "stop_after": 0,
+            "num_query": 1, "num_train": 2, "stop_after": 0, "workers": 0,
             "limit_train": 0, "limit_query": 0, "limit_database": 0,
         }
         for name, minimum in minimums.items():

@@ -24,6 +24,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -36,11 +37,14 @@ from ..losses import RetentionWeightedPairwiseLoss
 from ..metrics import mean_average_precision, recall_at_k
 from .components import (
     Distributed,
+    EpochBatchSampler,
     all_gather_cat,
     build_model,
     build_pipeline,
     encode,
+    encode_dataset,
     load_data,
+    make_loader,
     one_hot_labels,
     setup_distributed,
 )
@@ -59,8 +63,12 @@ CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "rng", "history",
 
 def evaluate(model: nn.Module, data: dict[str, Any], config: TrainConfig, device: torch.device) -> dict[str, float]:
     """mAP (and Recall@1/2/4/8 for real-valued runs) of the query set against the database."""
-    query = encode(model, data["query_images"], device)
-    database = encode(model, data["database_images"], device)
+    if data["stream"]:
+        query = encode_dataset(model, make_loader(data["query_dataset"], config), device)
+        database = encode_dataset(model, make_loader(data["database_dataset"], config), device)
+    else:
+        query = encode(model, data["query_images"], device)
+        database = encode(model, data["database_images"], device)
     query_labels, database_labels = data["query_labels"].to(device), data["database_labels"].to(device)
     metrics: dict[str, float] = {}
     if config.hashing:
@@ -87,6 +95,26 @@ def _load_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
     generator.set_state(state["generator"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _in_memory(
+    images: torch.Tensor, num_train: int, batch_size: int, generator: torch.Generator, ctx: Distributed,
+    device: torch.device,
+) -> tuple[Iterator[tuple[torch.Tensor, torch.Tensor]], int]:
+    """The in-memory fast path: the order drawn from the run's generator, each batch sliced
+    from the tensor when its step comes. Equal shards, so every rank runs the same number of
+    steps (DDP needs it). Returns the batches and their count."""
+    order = torch.randperm(num_train, device=device, generator=generator).cpu()
+    usable = num_train - num_train % ctx.world_size
+    shard = order[:usable][ctx.rank :: ctx.world_size]
+    batches = [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
+    batches = [index for index in batches if index.numel() >= 2]
+    return ((images[index], index) for index in batches), len(batches)
+
+
+def _streamed(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for images, _labels, index in loader:
+        yield images, torch.as_tensor(index)
 
 
 def _refuse_changed_config(config: TrainConfig, stored: dict[str, Any], path: Any) -> None:
@@ -124,10 +152,11 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
-    images, labels = data["train_images"], data["train_labels"]
-    num_train, num_classes = images.shape[0], data["num_classes"]
+    labels, num_classes = data["train_labels"], data["num_classes"]
+    num_train = labels.shape[0]
+    channels = data["train_dataset"][0][0].shape[0] if data["stream"] else data["train_images"].shape[1]
     try:
-        model = build_model(config, code_length, images.shape[1]).to(device)
+        model = build_model(config, code_length, channels).to(device)
     except (ValueError, ImportError) as error:
         raise ConfigError("arch", f"{config.arch}: {error}") from error
     pipeline, cache = build_pipeline(config, model, num_train, generator)
@@ -197,22 +226,26 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         raise ConfigError(
             "limit_train", f"leaves {num_train} training sample(s) for {ctx.world_size} rank(s): each rank needs at least 2"
         )
+    sampler, loader = None, None
+    if data["stream"]:
+        sampler = EpochBatchSampler(num_train, config.batch_size, config.seed, ctx.rank, ctx.world_size)
+        loader = make_loader(data["train_dataset"], config, batch_sampler=sampler)
     for epoch in range(start_epoch, stop_at):
         started = time.perf_counter()
         train_model.train()
-        order = torch.randperm(num_train, device=device, generator=generator).cpu()
-        # Equal shards, so every rank runs the same number of steps (DDP needs it).
-        usable = num_train - num_train % ctx.world_size
-        shard = order[:usable][ctx.rank :: ctx.world_size]
-        batches = [shard[i : i + config.batch_size] for i in range(0, len(shard), config.batch_size)]
-        batches = [b for b in batches if b.numel() >= 2]
+        if sampler is not None and loader is not None:
+            sampler.set_epoch(epoch)
+            batches: Any = _streamed(loader)
+            num_batches = len(sampler)
+        else:
+            batches, num_batches = _in_memory(data["train_images"], num_train, config.batch_size, generator, ctx, device)
         progress: Any = batches
         if tqdm is not None and ctx.is_main and config.progress:
-            progress = tqdm(batches, desc=f"[{code_length}] epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr)
+            progress = tqdm(batches, total=num_batches, desc=f"[{code_length}] epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr)
         total_loss, total_weight = torch.zeros(()), torch.zeros(())
         epoch_lr = optimizer.param_groups[0]["lr"]
-        for index in progress:
-            x = images[index].to(device, non_blocking=True)
+        for x, index in progress:
+            x = x.to(device, non_blocking=True)
             index_device = index.to(device)
             x_aug, weight = pipeline(x, index_device)
             outputs = train_model(x_aug)
@@ -241,8 +274,8 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             cache.sync()
         record: dict[str, Any] = {
             "epoch": epoch + 1,
-            "loss": float(total_loss) / max(1, len(batches)),
-            "mean_weight": float(total_weight) / max(1, len(batches)),
+            "loss": float(total_loss) / max(1, num_batches),
+            "mean_weight": float(total_weight) / max(1, num_batches),
             "epoch_seconds": time.perf_counter() - started,
             "lr": epoch_lr,
         }
