@@ -48,3 +48,13 @@ def test_map_speed_checks_both_sides_agree(tmp_path):
     finished = _run("map_speed.py", "--queries", "20", "--database", "500", "--topk", "50", "--repeats", "1", "--out", str(tmp_path))
     assert "same mAP on the 20 looped queries: True" in finished.stdout
     assert (tmp_path / "map_speed.csv").read_text().count("\n") == 3
+
+
+def test_memory_benchmark_streams_image_lists(tmp_path):
+    _run("memory.py", "--sizes", "40,80", "--batch-size", "16", "--workers", "0", "--threads", "1",
+         "--cache", str(tmp_path / "data"), "--out", str(tmp_path))
+    rows = (tmp_path / "memory.csv").read_text().splitlines()
+    assert rows[0].startswith("train_images,main_peak_mib") and len(rows) == 3
+    assert "peak-RSS ratio" in (tmp_path / "memory.md").read_text()
+    assert (tmp_path / "memory.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "data" / "n80" / "images").glob("*.jpg"))) == 80 + 100 + 500
