@@ -91,6 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,20000", help="training-set sizes (JPEG files), comma-separated")
     parser.add_argument("--jpeg-size", type=int, default=224)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--database", type=int, default=500)
     parser.add_argument("--image-size", type=int, default=64, help="training resolution (decoded and resized in the workers)")
     parser.add_argument("--augment", default="gt")
     parser.add_argument("--epochs", type=int, default=1)
@@ -103,7 +105,7 @@ def main() -> None:
     sizes = [int(v) for v in args.sizes.split(",")]
     rows = []
     for size in sizes:
-        root = build_image_list(args.cache / f"n{size}", size, 100, 500, args.jpeg_size)
+        root = build_image_list(args.cache / f"n{size}", size, args.queries, args.database, args.jpeg_size)
         result = run_trainer(root, args.out / "runs" / f"n{size}", args)
         images_per_second = size * args.epochs / result["train_seconds"]
         rows.append({"train_images": size, **{k: round(v, 1) for k, v in result.items()}, "images_per_second": round(images_per_second, 1)})

@@ -51,10 +51,10 @@ def test_map_speed_checks_both_sides_agree(tmp_path):
 
 
 def test_memory_benchmark_streams_image_lists(tmp_path):
-    _run("memory.py", "--sizes", "40,80", "--batch-size", "16", "--workers", "0", "--threads", "1",
-         "--cache", str(tmp_path / "data"), "--out", str(tmp_path))
+    _run("memory.py", "--sizes", "24,48", "--batch-size", "8", "--workers", "0", "--threads", "1", "--jpeg-size", "64",
+         "--queries", "8", "--database", "16", "--cache", str(tmp_path / "data"), "--out", str(tmp_path))
     rows = (tmp_path / "memory.csv").read_text().splitlines()
     assert rows[0].startswith("train_images,main_peak_mib") and len(rows) == 3
     assert "peak-RSS ratio" in (tmp_path / "memory.md").read_text()
     assert (tmp_path / "memory.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(list((tmp_path / "data" / "n80" / "images").glob("*.jpg"))) == 80 + 100 + 500
+    assert len(list((tmp_path / "data" / "n48" / "images").glob("*.jpg"))) == 48 + 8 + 16
