@@ -8,11 +8,13 @@ classifier for ``--steps`` steps first (45 s in all on 2 CPU cores at the defaul
 attention is noise, and showing it would mislead.
 
     python examples/visualize.py --out results/visualize/gg_examples.png
+    python examples/visualize.py --checkpoint runs/.../bits32/checkpoint.pt   # any trainer run's model
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 from gg_augment import GT, GCut, RetrievalNet, build_backbone
 from gg_augment.data import load_embedded
 from gg_augment.io import load_checkpoint, save_figure
+from gg_augment.training import TrainConfig, build_model, load_data
 
 
 def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
@@ -58,17 +61,25 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     splits = load_embedded()
-    net = RetrievalNet(*build_backbone("small"), code_length=32)
     if args.checkpoint is not None:
-        state = load_checkpoint(args.checkpoint, required_keys=("model",))
+        # Any trainer checkpoint: its configuration rebuilds the model (architecture, head,
+        # image size) and the images as that run saw them.
+        state = load_checkpoint(args.checkpoint, required_keys=("model", "config"))
+        stored = state["config"]
+        config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.field_names()})
+        config = replace(config, pretrained=False, limit_train=2, limit_database=2)  # the weights come from the checkpoint
+        net = build_model(config, stored["code_length"], 3)
         net.load_state_dict(state["model"])
-        print(f"model from {args.checkpoint}")
+        data = load_data(config)
+        images, labels = data["query_images"], data["query_labels"]
+        print(f"model from {args.checkpoint}: {config.arch}, {config.image_size} px")
     else:
+        net = RetrievalNet(*build_backbone("small"), code_length=32)
         print(f"training the small CNN as a classifier for {args.steps} steps to get real attention")
         train_classifier(net, *splits.train.tensors, steps=args.steps, seed=args.seed)
+        images, labels = splits.query.tensors
     net.eval()
 
-    images, labels = splits.query.tensors
     # One image per class, the first of each.
     picks = torch.stack([torch.nonzero(labels == c)[0, 0] for c in range(splits.num_classes)])[: args.rows]
     x = images[picks]

@@ -304,3 +304,17 @@ def test_image_lists_stream_under_torchrun_with_two_gloo_ranks(tmp_path, image_l
     summary = json.loads((_run_dir(tmp_path, "imagelist-small-gcut-approx-seed0") / "results.json").read_text())
     assert summary["split"]["streaming"] is True and 0.0 <= summary["results"][0]["map"] <= 1.0
     assert finished.stdout.count("| bits |") == 1
+
+
+def test_visualize_rebuilds_a_trainer_checkpoint(tmp_path):
+    import subprocess
+
+    _run("hashing", tmp_path / "run", "--augment", "none", "--epochs", "1", "--code-lengths", "8", "--image-size", "32")
+    checkpoint = _run_dir(tmp_path / "run", "embedded-small-none-seed0") / "bits8" / "checkpoint.pt"
+    out = tmp_path / "grid.png"
+    finished = subprocess.run(
+        [sys.executable, str(EXAMPLES / "visualize.py"), "--checkpoint", str(checkpoint), "--rows", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "model from" in finished.stdout and out.read_bytes()[:4] == b"\x89PNG"
