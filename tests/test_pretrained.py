@@ -49,3 +49,16 @@ def test_too_small_images_name_the_layer():
     net = gg.RetrievalNet(*gg.build_backbone("efficientnet_lite0"), 16)
     with pytest.raises(ValueError, match=r"'backbone.feature_map' of RetrievalNet gives a 1x1 map at 32x32"):
         gg.GCut(net, grid_size=4)(torch.randn(2, 3, 32, 32))
+
+
+def test_missing_torchvision_weights_name_the_file(monkeypatch, tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache, whatever this machine holds
+
+    def offline(*_args, **_kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
+    with pytest.raises(FileNotFoundError, match=r"resnet18-f37072fd\.pth is not there"):
+        gg.build_backbone("resnet18", pretrained=True)

@@ -186,11 +186,13 @@ def build_backbone(
 
 def _missing_weights(arch: str, error: Exception) -> str:
     import torch.hub
+    import torchvision
 
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    file_name = os.path.basename(torchvision.models.get_model_weights(arch).DEFAULT.url)
     return (
-        f"pretrained weights for {arch} are not in the torchvision cache ({folder}) and could not be "
-        f"downloaded: {type(error).__name__}: {error}. Put the .pth file there, or use "
+        f"pretrained weights for {arch} are missing: {os.path.join(folder, file_name)} is not there and "
+        f"could not be downloaded ({type(error).__name__}: {error}). Put that file there, or use "
         "--arch efficientnet_lite0 --pretrained (weights shipped in a pip package)"
     )
 
