@@ -253,9 +253,9 @@ def one_hot_labels(labels: Tensor, num_classes: int) -> Tensor:
 
 
 def build_model(config: TrainConfig, code_length: int, in_channels: int) -> RetrievalNet:
-    """Backbone + code head. ``head="logits"`` puts the head on a pretrained CNN's ImageNet
-    logits (the authors' Linear(1000 → K)); without ImageNet weights it falls back to features."""
-    logits = config.settings().head == "logits" and config.pretrained and config.arch != "small"
+    """Backbone + code head. ``head="logits"`` puts the head on the backbone's ImageNet
+    classifier (the authors' Linear(1000 → K)); the small CNN has none and keeps features."""
+    logits = config.settings().head == "logits" and config.arch != "small"
     backbone, width = build_backbone(config.arch, config.pretrained, config.image_size, in_channels, logits=logits)
     return RetrievalNet(backbone, width, code_length, hashing=config.hashing)
 
