@@ -58,3 +58,11 @@ def test_memory_benchmark_streams_image_lists(tmp_path):
     assert "peak-RSS ratio" in (tmp_path / "memory.md").read_text()
     assert (tmp_path / "memory.png").read_bytes()[:4] == b"\x89PNG"
     assert len(list((tmp_path / "data" / "n48" / "images").glob("*.jpg"))) == 48 + 8 + 16
+
+
+def test_attention_focus_reports_lift_per_layer(tmp_path):
+    finished = _run("attention_focus.py", "--queries", "40", "--layers", "backbone.layer4,backbone.layer3",
+                    "--name", "small", "--out", str(tmp_path))
+    assert "lift" in finished.stdout
+    rows = (tmp_path / "attention_focus_small.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].split(",")[2] == "4x4" and rows[2].split(",")[2] == "8x8"
