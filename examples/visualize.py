@@ -25,6 +25,7 @@ from gg_augment import GT, GCut, RetrievalNet, build_backbone
 from gg_augment.data import load_embedded
 from gg_augment.io import load_checkpoint, save_figure
 from gg_augment.training import TrainConfig, build_model, load_data
+from gg_augment.training.components import frozen_imagenet_model
 
 
 def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="classifier warm-up steps without --checkpoint")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--grid", type=int, default=8, help="GCut grid side")
+    parser.add_argument("--attention-layer", default=None, help="layer G_cut hooks (default: the checkpoint's, else the model's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/visualize/gg_examples.png"))
     args = parser.parse_args()
@@ -70,11 +72,14 @@ def main() -> None:
         config = replace(config, pretrained=False, limit_train=2, limit_database=2)  # the weights come from the checkpoint
         net = build_model(config, stored["code_length"], 3)
         net.load_state_dict(state["model"])
+        attention_net = frozen_imagenet_model(config, net) if config.attention_model == "imagenet" else net
+        layer = args.attention_layer or config.attention_layer
         data = load_data(config)
         images, labels = data["query_images"], data["query_labels"]
         print(f"model from {args.checkpoint}: {config.arch}, {config.image_size} px")
     else:
         net = RetrievalNet(*build_backbone("small"), code_length=32)
+        attention_net, layer = net, args.attention_layer
         print(f"training the small CNN as a classifier for {args.steps} steps to get real attention")
         train_classifier(net, *splits.train.tensors, steps=args.steps, seed=args.seed)
         images, labels = splits.query.tensors
@@ -85,7 +90,7 @@ def main() -> None:
     x = images[picks]
     generator = torch.Generator().manual_seed(args.seed)
     gt = GT(sigma=0.3, fill=0.0, generator=generator)
-    gcut = GCut(net, grid_size=args.grid, sigma=1.0, limit=0.5, generator=generator)
+    gcut = GCut(attention_net, layer=layer, grid_size=args.grid, sigma=1.0, limit=0.5, generator=generator)
     attention = gcut.compute_attention(x)
     gcut_params = gcut.generate_params(x.shape, x.device, attention=attention)
     x_gt, r_gt = gt(x)

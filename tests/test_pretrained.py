@@ -62,3 +62,26 @@ def test_missing_torchvision_weights_name_the_file(monkeypatch, tmp_path):
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
     with pytest.raises(FileNotFoundError, match=r"resnet18-f37072fd\.pth is not there"):
         gg.build_backbone("resnet18", pretrained=True)
+
+
+def test_attention_from_the_frozen_imagenet_model(tmp_path):
+    """--attention-model imagenet: G_cut reads a frozen pretrained copy; the trained model moves, it does not."""
+    from gg_augment.training import TrainConfig, build_model, build_pipeline
+    from gg_augment.training.config import ConfigError
+
+    config = TrainConfig(arch="efficientnet_lite0", pretrained=True, image_size=64, augment="gcut",
+                         attention_model="imagenet", attention_layer="backbone.net._blocks.10")
+    model = build_model(config, 8, 3)
+    pipeline, _ = build_pipeline(config, model, 10, torch.Generator().manual_seed(0))
+    teacher = pipeline.augmentation.source.extractor.model
+    assert teacher is not model and not any(p.requires_grad for p in teacher.parameters())
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x_aug, weight = pipeline(torch.randn(4, 3, 64, 64), torch.arange(4))
+    model(x_aug).sum().backward()
+    optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    with pytest.raises(ConfigError, match="attention_model 'imagenet' needs a pretrained architecture"):
+        TrainConfig(attention_model="imagenet").validate()
+    with pytest.raises(ConfigError, match="use --augment gcut"):
+        TrainConfig(arch="efficientnet_lite0", pretrained=True, augment="gcut-approx", attention_model="imagenet").validate()

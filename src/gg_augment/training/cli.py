@@ -79,6 +79,8 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
         help="smallest area share of the random resized crop (recipe: fast 0.64, paper 0.08)")
     add("--attention-layer", default=None,
         help="layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)")
+    add("--attention-model", choices=("trained", "imagenet"), default=_DEFAULTS.attention_model,
+        help="G_cut's attention from the model being trained (the authors'), or from a frozen copy of its ImageNet weights")
     add("--gcut-score", choices=("attention", "area"), default=_DEFAULTS.gcut_score,
         help="G_cut retention: 1 - removed attention, or 1 - n/m (ablation)")
     add("--erasing-rule", choices=("authors", "torchvision"), default=_DEFAULTS.erasing_rule,

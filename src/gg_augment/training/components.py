@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -290,8 +290,9 @@ def build_pipeline(
     elif method == "gt":
         augmentation = GT(sigma=settings.gt_sigma, fill="random", generator=generator)
     elif method == "gcut":
+        attention_model = model if config.attention_model == "trained" else frozen_imagenet_model(config, model)
         augmentation = GCut(
-            model, layer=config.attention_layer, grid_size=config.cut_grid, score=config.gcut_score,
+            attention_model, layer=config.attention_layer, grid_size=config.cut_grid, score=config.gcut_score,
             generator=generator,
         )
     elif method == "gcut-approx":
@@ -303,6 +304,16 @@ def build_pipeline(
         )
     pipeline = RetentionPipeline(augmentation, crop=crop, curve=curve, weight_by_retention=not config.no_retention)
     return pipeline, cache
+
+
+def frozen_imagenet_model(config: TrainConfig, like: nn.Module) -> RetrievalNet:
+    """A frozen copy of the architecture with its ImageNet weights, on ``like``'s device: the
+    attention G_cut reads stays that of the pretrained model while the trained one drifts
+    (``attention_model="imagenet"``). Same layer names as the trained model."""
+    teacher = build_model(replace(config, pretrained=True), 1, 3)
+    teacher.requires_grad_(False).eval()
+    device = next(like.parameters()).device
+    return teacher.to(device)
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "gcut_score": ("attention", "area"),
     "erasing_rule": ("authors", "torchvision"),
     "recipe": ("fast", "paper"),
+    "attention_model": ("trained", "imagenet"),
 }
 _RECIPE_CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adam", "rmsprop"),
@@ -126,6 +127,7 @@ class TrainConfig:
     gt_sigma: float | None = None
     crop_scale: float | None = None
     attention_layer: str | None = None
+    attention_model: str = "trained"
     gcut_score: str = "attention"
     erasing_rule: str = "authors"
     gcut_grid: int | None = None
@@ -221,6 +223,11 @@ class TrainConfig:
                 raise ConfigError(name, f"must be an integer >= {minimum}{why}; got {value!r}")
         if self.gcut_grid is not None and (isinstance(self.gcut_grid, bool) or not isinstance(self.gcut_grid, int) or self.gcut_grid < 2):
             raise ConfigError("gcut_grid", f"must be an integer >= 2, or omitted for the default; got {self.gcut_grid!r}")
+        if self.attention_model == "imagenet":
+            if not self.pretrained or self.arch == "small":
+                raise ConfigError("attention_model", "'imagenet' needs a pretrained architecture (--arch efficientnet_lite0 --pretrained)")
+            if self.augment == "gcut-approx":
+                raise ConfigError("attention_model", "'imagenet' takes attention from a frozen model, so it has no cache to fill: use --augment gcut")
         if self.limit_train == 1:
             raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
         if self.topk is not None and self.topk < 1:
