@@ -92,6 +92,56 @@ class EfficientNetBackbone(nn.Module):
         return features
 
 
+class TimmBackbone(nn.Module):
+    """A timm model as a backbone: ``forward_features`` -> ``feature_map`` -> ``forward_head``.
+
+    ``feature_map`` (an identity) marks the last feature map of a CNN, (B, C, h, w), or the
+    token sequence of a ViT, (B, prefix + N, D), so G_cut's extractors can hook it.
+    """
+
+    def __init__(self, model: nn.Module, logits: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.feature_map = nn.Identity()
+        self.logits = bool(logits)
+        self.tokens = hasattr(model, "patch_embed")
+        self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        forward_features = cast(Callable[[Tensor], Tensor], self.model.forward_features)
+        forward_head = cast(Callable[..., Tensor], self.model.forward_head)
+        return forward_head(self.feature_map(forward_features(x)), pre_logits=not self.logits)
+
+
+def _timm(name: str, pretrained: bool, image_size: int, logits: bool) -> tuple[nn.Module, int]:
+    try:
+        import timm
+    except ImportError as error:
+        raise ImportError(f"arch='timm:{name}' needs timm: pip install timm; {error}") from error
+    if not timm.is_model(name):
+        raise ValueError(f"arch='timm:{name}': timm has no model {name!r}")
+    try:
+        if "vit" in name or "deit" in name:
+            model = timm.create_model(name, pretrained=pretrained, img_size=image_size)
+        else:
+            model = timm.create_model(name, pretrained=pretrained)
+    except Exception as error:  # the hub client raises its own types when offline
+        if not pretrained:
+            raise
+        config = timm.models.get_pretrained_cfg(name)
+        hub_id = getattr(config, "hf_hub_id", None) or name
+        cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+            os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+        )
+        raise FileNotFoundError(
+            f"pretrained weights for timm model {name!r} are missing: the file model.safetensors of "
+            f"{hub_id!r} is not in the Hugging Face cache ({cache}) and could not be downloaded "
+            f"({type(error).__name__}). Download it where the network is, or use --arch efficientnet_lite0 --pretrained"
+        ) from error
+    width = cast(int, getattr(model, "num_classes" if logits else "num_features"))
+    return TimmBackbone(model, logits), width
+
+
 def _efficientnet_lite0(pretrained: bool, logits: bool) -> tuple[nn.Module, int]:
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -139,9 +189,17 @@ def build_backbone(
     offline. Its last feature map is 1/32 of the input too (at least 64 px for G_cut). The
     weights expect inputs scaled to about [-1, 1].
 
+    ``"timm:<name>"``: any timm model (timm installed): CNNs give their last feature map to
+    G_cut, ViTs their tokens on the native patch grid; ``pretrained=True`` takes weights from
+    the Hugging Face cache (a clear error names the missing file offline).
+
     ``logits=True`` keeps the ImageNet classifier and returns its 1000 logits (the authors'
     hash head is ``Linear(1000 → K)`` on them); only for pretrained CNNs here.
     """
+    if isinstance(arch, str) and arch.startswith("timm:"):
+        if in_channels != 3:
+            raise ValueError(f"arch={arch!r} takes 3-channel images; got in_channels={in_channels}")
+        return _timm(arch[len("timm:") :], pretrained, image_size, logits)
     check_choice(arch, "arch", ARCHITECTURES)
     if arch == "small":
         if logits:

@@ -211,6 +211,8 @@ def attention_extractor_for(model: nn.Module, layer: str | nn.Module | None = No
         inner = model.get_submodule(named.rpartition(".")[0]) if "." in named else model
         if hasattr(inner, "class_token"):
             return ViTTokenExtractor(model, named)
+        if getattr(inner, "tokens", False):  # e.g. gg_augment.models.TimmBackbone over a ViT
+            return ViTTokenExtractor(model, named, num_prefix_tokens=int(getattr(inner, "num_prefix_tokens", 1)))
         return FeatureMapExtractor(model, named)
     if hasattr(model, "class_token") and hasattr(model, "encoder"):
         return vit_extractor(model)

@@ -70,7 +70,7 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
     add("--database", choices=("rest", "all"), default=_DEFAULTS.database,
         help="CIFAR-10 database: the rest, or all but the queries")
     add("--image-size", type=int, default=_DEFAULTS.image_size)
-    add("--arch", choices=ARCHITECTURES, default=_DEFAULTS.arch)
+    add("--arch", default=_DEFAULTS.arch, help=f"one of {', '.join(ARCHITECTURES)}, or timm:<model name> (timm installed)")
     add("--pretrained", action="store_true", help="torchvision ImageNet weights (needs them cached)")
     add("--topk", type=int, default=None, help="mAP@K; default: the whole database")
     add("--gt-sigma", type=float, default=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,13 @@ class TrainConfig:
         recipe = RECIPES[self.recipe]
         values = {key: recipe[key] for key in recipe if key != "cnn_grid" and getattr(self, key) is None}
         if self.recipe == "paper":
-            if "lr" in values and self.arch.startswith("vit"):
+            if "lr" in values and self.is_vit:
                 values["lr"] = 3e-6
             if "gt_sigma" in values and self.imagelist_preset == "imagenet-100":
                 values["gt_sigma"] = 80 / 224
             if self.topk is None and self.data == "imagelist":
                 values["topk"] = 1000  # NUS-WIDE, ImageNet-100, COCO: mAP@1000; CIFAR-10: @all
-        if self.gcut_grid is None and not self.arch.startswith("vit"):
+        if self.gcut_grid is None and not self.is_vit:
             values["gcut_grid"] = recipe["cnn_grid"]
         return replace(self, **values)
 
@@ -182,12 +183,23 @@ class TrainConfig:
         own) and the recipe's for CNNs."""
         if self.gcut_grid is not None:
             return self.gcut_grid
-        return None if self.arch.startswith("vit") else RECIPES[self.recipe]["cnn_grid"]
+        return None if self.is_vit else RECIPES[self.recipe]["cnn_grid"]
+
+    @property
+    def is_vit(self) -> bool:
+        """A vision transformer: torchvision's ``vit_b_16`` or a timm ViT/DeiT."""
+        name = self.arch.removeprefix("timm:")
+        return name.startswith("vit") or (self.arch.startswith("timm:") and "deit" in name)
+
+    @property
+    def patch_size(self) -> int:
+        match = re.search(r"patch(\d+)", self.arch)
+        return int(match.group(1)) if match else 16
 
     @property
     def patch_grid(self) -> int | None:
         """A ViT's patch grid side at this image size (None for CNNs)."""
-        return self.image_size // 16 if self.arch == "vit_b_16" else None
+        return self.image_size // self.patch_size if self.is_vit else None
 
     @property
     def streaming(self) -> bool:
@@ -203,6 +215,8 @@ class TrainConfig:
         """Check every value, before any data loads; raise :class:`ConfigError` naming the
         first bad field."""
         for name, choices in _CHOICES.items():
+            if name == "arch" and self.arch.startswith("timm:") and len(self.arch) > len("timm:"):
+                continue
             if getattr(self, name) not in choices:
                 raise ConfigError(name, f"must be one of {list(choices)}; got {getattr(self, name)!r}")
         for name, choices in _RECIPE_CHOICES.items():
@@ -249,8 +263,8 @@ class TrainConfig:
             raise ConfigError("crop_scale", f"must lie in (0, 1] (the smallest crop's share of the area); got {self.crop_scale}")
         if not 0.0 <= self.cache_momentum < 1.0:
             raise ConfigError("cache_momentum", f"must lie in [0, 1); got {self.cache_momentum}")
-        if self.arch.startswith("vit") and self.image_size % 16:
-            raise ConfigError("image_size", f"must be a multiple of 16 for {self.arch} (its patch size); got {self.image_size}")
+        if self.is_vit and self.image_size % self.patch_size:
+            raise ConfigError("image_size", f"must be a multiple of {self.patch_size} for {self.arch} (its patch size); got {self.image_size}")
         self._validate_device()
         if self.data != "embedded":
             if self.data_root is None:
