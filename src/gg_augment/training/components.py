@@ -155,24 +155,23 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's batches once; ``len`` and iteration both read them."""
         self.epoch = epoch
-
-    def _batches(self) -> list[Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(self.size, generator=generator)
         usable = self.size - self.size % self.world_size
         shard = order[:usable][self.rank :: self.world_size]
         batches = [shard[i : i + self.batch_size] for i in range(0, len(shard), self.batch_size)]
-        return [b for b in batches if b.numel() >= 2]
+        self.batches = [b.tolist() for b in batches if b.numel() >= 2]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter([b.tolist() for b in self._batches()])
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return len(self.batches)
 
 
 def make_loader(dataset: Any, config: TrainConfig, *, batch_sampler: Sampler[list[int]] | None = None) -> DataLoader:
