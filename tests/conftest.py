@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from PIL import Image
 
 from gg_augment.data import embedded_path
 
+# cuBLAS is bit-reproducible only with a fixed workspace; set before CUDA starts (the
+# ``deterministic`` fixture's bit-identity tests need it on GPUs).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
 settings.load_profile("ci")
 
@@ -22,12 +27,23 @@ FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
-    return torch.device(request.param)
+    # "cuda:0", not "cuda": a tensor's .device always carries the index, and
+    # torch.device("cuda") != torch.device("cuda:0").
+    return torch.device("cuda", torch.cuda.current_device()) if request.param == "cuda" else torch.device(request.param)
 
 
 @pytest.fixture(params=FLOAT_DTYPES, ids=lambda d: str(d).removeprefix("torch."))
 def dtype(request) -> torch.dtype:
     return request.param
+
+
+@pytest.fixture
+def deterministic():
+    """Deterministic kernels for the test (GPU atomics otherwise reorder float sums run to run)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -339,7 +339,7 @@ def _resumable_run(device, steps: int, state: dict | None = None, stop_after: in
     return cache, model
 
 
-def test_stop_and_resume_gives_a_bit_identical_cache(device):
+def test_stop_and_resume_gives_a_bit_identical_cache(device, deterministic):
     straight_cache, straight_model = _resumable_run(device, 8)
     state = _resumable_run(device, 8, stop_after=4)
     resumed_cache, resumed_model = _resumable_run(device, 8, state=state)

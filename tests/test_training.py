@@ -318,3 +318,57 @@ def test_visualize_rebuilds_a_trainer_checkpoint(tmp_path):
     )
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "model from" in finished.stdout and out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("mode", ["hashing", "real"])
+def test_trains_on_every_device(tmp_path, device, mode):
+    # The CUDA branch: the DSDH bank, the attention cache and the pipeline follow --device.
+    results = _run(mode, tmp_path, "--augment", "gcut-approx", "--epochs", "2", "--code-lengths", "8", "--device", str(device))
+    final = results[0]
+    assert 0.0 < final["map"] <= 1.0
+    assert 1.0 <= final["forward_calls_per_step"] <= 2.0  # the cache's warm-up epoch adds the extra pass
+    assert final["peak_memory_mib"] > 0 and len(final["epoch_seconds"]) == 2
+
+
+def test_methods_sharing_a_seed_see_the_same_batches(tmp_path, monkeypatch):
+    # Order and augmentation draw from separate generators: a method's draws never shift the order.
+    import gg_augment.training.loop as loop
+
+    seen: dict[str, list[list[int]]] = {}
+    original = loop._in_memory
+
+    def recording(images, num_train, batch_size, generator, ctx, device):
+        batches, count = original(images, num_train, batch_size, generator, ctx, device)
+        listed = list(batches)
+        seen.setdefault(current, []).extend(index.tolist() for _, index in listed)
+        return iter(listed), count
+
+    monkeypatch.setattr(loop, "_in_memory", recording)
+    for current in ("none", "gt", "gcut"):
+        _run("hashing", tmp_path, "--augment", current, "--epochs", "2", "--code-lengths", "8")
+    assert seen["none"] == seen["gt"] == seen["gcut"]
+    first = torch.load(_run_dir(tmp_path, "embedded-small-none-seed0") / "bits8" / "checkpoint.pt", weights_only=False)
+    assert set(first["rng"]) >= {"order", "augment"}
+
+
+def test_eval_train_reports_train_map_every_evaluation(tmp_path):
+    results = _run("hashing", tmp_path, "--augment", "none", "--epochs", "2", "--eval-every", "1", "--eval-train", "50", "--code-lengths", "8")
+    lines = (_run_dir(tmp_path, "embedded-small-none-seed0") / "bits8" / "metrics.jsonl").read_text().splitlines()
+    trained = [json.loads(line) for line in lines if "train_map" in json.loads(line)]
+    assert [h["epoch"] for h in trained] == [1, 2]
+    assert all(0.0 < h["train_map"] <= 1.0 for h in trained)
+    assert results[0]["map"] == trained[-1]["map"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "sigmoid", "curve", "limit"),
+    [([], False, "identity", 0.5), (["--curve", "authors"], True, "identity", 0.5),
+     (["--curve", "power", "--gcut-limit", "0.25"], False, "power", 0.25)],
+)
+def test_curve_and_limit_flags_reach_the_pipeline(flags, sigmoid, curve, limit):
+    from gg_augment.training import build_pipeline, build_model
+
+    config = parse_config("hashing", ["--augment", "gcut", *flags]).resolved()
+    pipeline, _ = build_pipeline(config, build_model(config, 8, 3), 16, torch.Generator())
+    assert pipeline.curve.sigmoid_below_half is sigmoid and pipeline.curve.curve == curve
+    assert pipeline.augmentation.limit == limit

@@ -86,6 +86,11 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
     add("--erasing-rule", choices=("authors", "torchvision"), default=_DEFAULTS.erasing_rule,
         help="erasing baseline: the authors' (scale 0.02-0.5, r = 1 below a quarter erased) or torchvision's ranges")
     add("--gcut-grid", type=int, default=None, help="G_cut grid side (default: the patch grid for ViTs, 8 for CNNs)")
+    add("--gcut-limit", type=float, default=_DEFAULTS.gcut_limit,
+        help="G_cut: the largest share of the candidate cells cut from one image")
+    add("--curve", choices=("method", "identity", "power", "authors"), default=_DEFAULTS.curve,
+        help="retention -> weight: identity, power (k=2), the authors' activation (sigmoid below 0.5), or "
+        "the method's own (power for softcrop, identity otherwise)")
     add("--cache-momentum", type=float, default=_DEFAULTS.cache_momentum,
         help="EMA momentum of the approximate G_cut cache")
     add("--out", type=Path, default=Path("runs") / mode, help="output folder")
@@ -96,6 +101,8 @@ def build_parser(mode: str, description: str | None = None) -> argparse.Argument
     add("--limit-train", type=int, default=0, help="use the first N training samples (smoke tests)")
     add("--limit-query", type=int, default=0)
     add("--limit-database", type=int, default=0)
+    add("--eval-train", type=int, default=0,
+        help="also evaluate the first N training images as queries (train mAP: the gap to the query mAP shows overfitting)")
     add("--no-progress", action="store_true", help="no tqdm bars")
     add("--stream", action=argparse.BooleanOptionalAction, default=None,
         help="stream batches through a DataLoader (default: for image lists) instead of holding the data in memory")

@@ -274,7 +274,12 @@ def build_pipeline(
         crop = RandomResizedCropFlip(config.image_size, scale=(settings.crop_scale, 1.0), generator=generator)
     elif method != "none":  # the authors' base transform: flip only (the centre crop is done at load)
         crop = RandomResizedCropFlip(config.image_size, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=generator)
-    curve = SemanticRetention()
+    # "method": power for softcrop (Soft Augmentation's own curve), identity for the rest.
+    curve_name = config.curve if config.curve != "method" else ("power" if method == "softcrop" else "identity")
+    if curve_name == "authors":
+        curve = SemanticRetention("identity", sigmoid_below_half=True)
+    else:
+        curve = SemanticRetention(curve_name, p_min=0.0, k=2.0)
     augmentation: RetentionAugmentation | None = None
     cache = None
     if method == "erasing":
@@ -285,21 +290,20 @@ def build_pipeline(
     elif method == "softcrop":
         # Soft Augmentation's crop: aggressive translation, weight on the power curve.
         augmentation = GT(sigma=settings.gt_sigma, fill="random", generator=generator)
-        curve = SemanticRetention("power", p_min=0.0, k=2.0)
     elif method == "gt":
         augmentation = GT(sigma=settings.gt_sigma, fill="random", generator=generator)
     elif method == "gcut":
         attention_model = model if config.attention_model == "trained" else frozen_imagenet_model(config, model)
         augmentation = GCut(
             attention_model, layer=config.attention_layer, grid_size=config.cut_grid, score=config.gcut_score,
-            generator=generator,
+            limit=config.gcut_limit, generator=generator,
         )
     elif method == "gcut-approx":
         cache_grid = config.cut_grid or config.patch_grid or 8
         cache = AttentionCache(num_train, grid_size=cache_grid, momentum=config.cache_momentum, device=config.device)
         augmentation = GCut(
             model, layer=config.attention_layer, cache=cache, grid_size=config.cut_grid,
-            score=config.gcut_score, generator=generator,
+            score=config.gcut_score, limit=config.gcut_limit, generator=generator,
         )
     pipeline = RetentionPipeline(augmentation, crop=crop, curve=curve, weight_by_retention=not config.no_retention)
     return pipeline, cache

@@ -30,6 +30,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "erasing_rule": ("authors", "torchvision"),
     "recipe": ("fast", "paper"),
     "attention_model": ("trained", "imagenet"),
+    "curve": ("method", "identity", "power", "authors"),
 }
 _RECIPE_CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adam", "rmsprop"),
@@ -132,6 +133,8 @@ class TrainConfig:
     gcut_score: str = "attention"
     erasing_rule: str = "authors"
     gcut_grid: int | None = None
+    gcut_limit: float = 0.5
+    curve: str = "method"
     cache_momentum: float = 0.5
     out: Path | None = None
     resume: bool = False
@@ -140,6 +143,7 @@ class TrainConfig:
     limit_train: int = 0
     limit_query: int = 0
     limit_database: int = 0
+    eval_train: int = 0
     progress: bool = True
     stream: bool | None = None
     workers: int = 0
@@ -228,7 +232,7 @@ class TrainConfig:
         minimums = {
             "epochs": 1, "batch_size": 2, "image_size": 1, "seed": 0, "threads": 0,
             "num_query": 1, "num_train": 2, "stop_after": 0, "workers": 0,
-            "limit_train": 0, "limit_query": 0, "limit_database": 0,
+            "limit_train": 0, "limit_query": 0, "limit_database": 0, "eval_train": 0,
         }
         for name, minimum in minimums.items():
             value = getattr(self, name)
@@ -261,6 +265,8 @@ class TrainConfig:
                 raise ConfigError(name, f"must be a finite number >= 0; got {value}")
         if self.crop_scale is not None and not 0.0 < self.crop_scale <= 1.0:
             raise ConfigError("crop_scale", f"must lie in (0, 1] (the smallest crop's share of the area); got {self.crop_scale}")
+        if not 0.0 < self.gcut_limit <= 1.0:
+            raise ConfigError("gcut_limit", f"must lie in (0, 1] (the largest share of the candidate cells cut); got {self.gcut_limit}")
         if not 0.0 <= self.cache_momentum < 1.0:
             raise ConfigError("cache_momentum", f"must lie in [0, 1); got {self.cache_momentum}")
         if self.is_vit and self.image_size % self.patch_size:

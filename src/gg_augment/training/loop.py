@@ -58,6 +58,9 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["CHECKPOINT_KEYS", "evaluate", "run", "train_one"]
 
+#: The augmentation generator's seed is the run's seed plus this, apart from the order's.
+AUGMENT_SEED_OFFSET = 1_000_003
+
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "rng", "history", "config", "split")
 
 
@@ -70,29 +73,46 @@ def evaluate(model: nn.Module, data: dict[str, Any], config: TrainConfig, device
         query = encode(model, data["query_images"], device)
         database = encode(model, data["database_images"], device)
     query_labels, database_labels = data["query_labels"].to(device), data["database_labels"].to(device)
-    metrics: dict[str, float] = {}
+    metric = "hamming" if config.hashing else "cosine"
     if config.hashing:
         query, database = sign_codes(query), sign_codes(database)
-        metrics["map"] = float(mean_average_precision(query, database, query_labels, database_labels, k=config.topk))
-    else:
-        metrics["map"] = float(
-            mean_average_precision(query, database, query_labels, database_labels, k=config.topk, metric="cosine")
-        )
+    metrics: dict[str, float] = {
+        "map": float(mean_average_precision(query, database, query_labels, database_labels, k=config.topk, metric=metric))
+    }
+    if not config.hashing:
         for k, value in recall_at_k(query, database, query_labels, database_labels, k=(1, 2, 4, 8), metric="cosine").items():
             metrics[f"recall@{k}"] = float(value)
+    if config.eval_train:
+        # Training images (un-augmented) as queries against the same database: the gap to
+        # "map" is what the model memorised rather than learnt.
+        count = min(config.eval_train, data["train_labels"].shape[0])
+        if data["stream"]:
+            subset = torch.utils.data.Subset(data["train_dataset"], range(count))
+            train_queries = encode_dataset(model, make_loader(subset, config), device)
+        else:
+            train_queries = encode(model, data["train_images"][:count], device)
+        if config.hashing:
+            train_queries = sign_codes(train_queries)
+        train_labels = data["train_labels"][:count].to(device)
+        metrics["train_map"] = float(
+            mean_average_precision(train_queries, database, train_labels, database_labels, k=config.topk, metric=metric)
+        )
     return metrics
 
 
-def _rng_state(generator: torch.Generator) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+def _rng_state(order: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "order": order.get_state(), "augment": augment.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _load_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
+def _load_rng_state(order: torch.Generator, augment: torch.Generator, state: dict[str, Any], path: Any) -> None:
+    if "order" not in state or "augment" not in state:
+        raise ValueError(f"{path} predates separate order and augmentation generators, so it cannot resume exactly; drop --resume to start over")
     torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
+    order.set_state(state["order"])
+    augment.set_state(state["augment"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -149,9 +169,13 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             file=sys.stderr,
         )
 
+    # One seed fixes the initialisation, the data order and the augmentation draws, each from
+    # its own generator: runs of different methods with the same seed then see the same
+    # initial weights and the same batches (a method's draws never shift the order), so their
+    # paired differences cancel most of the seed noise.
     torch.manual_seed(config.seed)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
+    order_generator = torch.Generator(device=device).manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(AUGMENT_SEED_OFFSET + config.seed)
     labels, num_classes = data["train_labels"], data["num_classes"]
     num_train = labels.shape[0]
     channels = data["train_dataset"][0][0].shape[0] if data["stream"] else data["train_images"].shape[1]
@@ -159,7 +183,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         model = build_model(config, code_length, channels).to(device)
     except (ValueError, ImportError) as error:
         raise ConfigError("arch", f"{config.arch}: {error}") from error
-    pipeline, cache = build_pipeline(config, model, num_train, generator)
+    pipeline, cache = build_pipeline(config, model, num_train, augment_generator)
     train_model: nn.Module = model
     if ctx.enabled:
         train_model = nn.parallel.DistributedDataParallel(model)
@@ -184,7 +208,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         )
         solver = DSDHSolver(
             num_train, code_length, num_classes, dcc_iterations=settings.dcc_iterations,
-            generator=torch.Generator().manual_seed(config.seed),
+            generator=torch.Generator().manual_seed(config.seed), device=device,
         )
         solver.set_labels(labels)
         train_targets = one_hot_labels(labels, num_classes)
@@ -208,7 +232,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             solver.load_state_dict(state["solver"])
         if cache is not None and state.get("cache") is not None:
             cache.load_state_dict(state["cache"])
-        _load_rng_state(generator, state["rng"])
+        _load_rng_state(order_generator, augment_generator, state["rng"], checkpoint_path)
         history = state["history"]
         start_epoch = state["epoch"]
         if ctx.is_main:
@@ -221,6 +245,16 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         history.append({"epoch": 0, **{f"untrained_{k}": v for k, v in untrained.items()}})
         print(f"[{code_length}] untrained network: mAP {untrained['map']:.4f}")
 
+    # Efficiency figures for the final record: training forward calls per step (the exact
+    # G_cut's extra attention pass shows as 2) and peak memory.
+    forward_calls = torch.zeros((), dtype=torch.long)
+    steps_run = 0
+
+    def count_forward(_module: nn.Module, _inputs: Any) -> None:
+        forward_calls.add_(1)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     stop_at = min(config.epochs, config.stop_after) if config.stop_after else config.epochs
     if num_train // ctx.world_size < 2:
         raise ConfigError(
@@ -238,7 +272,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             batches: Any = _streamed(loader)
             num_batches = len(sampler)
         else:
-            batches, num_batches = _in_memory(data["train_images"], num_train, config.batch_size, generator, ctx, device)
+            batches, num_batches = _in_memory(data["train_images"], num_train, config.batch_size, order_generator, ctx, device)
         progress: Any = batches
         if tqdm is not None and ctx.is_main and config.progress:
             progress = tqdm(batches, total=num_batches, desc=f"[{code_length}] epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr)
@@ -247,8 +281,10 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         for x, index in progress:
             x = x.to(device, non_blocking=True)
             index_device = index.to(device)
-            x_aug, weight = pipeline(x, index_device)
-            outputs = train_model(x_aug)
+            with model.register_forward_pre_hook(count_forward):
+                x_aug, weight = pipeline(x, index_device)
+                outputs = train_model(x_aug)
+            steps_run += 1
             if solver is not None:
                 # Every rank keeps the full bank U: gather what all ranks just computed.
                 solver.update_outputs(all_gather_cat(index_device, ctx), all_gather_cat(outputs.detach(), ctx))
@@ -293,7 +329,7 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
                 "scheduler": scheduler.state_dict(),
                 "solver": solver.state_dict() if solver is not None else None,
                 "cache": cache.state_dict() if cache is not None else None,
-                "rng": _rng_state(generator),
+                "rng": _rng_state(order_generator, augment_generator),
                 "history": history,
                 "config": {**config.to_dict(), "code_length": code_length},
                 "split": data["split_info"],
@@ -318,11 +354,27 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
         "untrained_map": next((h.get("untrained_map") for h in history if "untrained_map" in h), None),
         "epochs": config.epochs,
         "train_seconds": sum(h.get("epoch_seconds", 0.0) for h in history),
+        "epoch_seconds": [h["epoch_seconds"] for h in history if "epoch_seconds" in h],
+        # Counted over the steps this process ran (after a resume: since the resume).
+        "forward_calls_per_step": float(forward_calls) / steps_run if steps_run else None,
+        **_peak_memory(device),
         **{k: v for k, v in history[-1].items() if k.startswith("recall@")},
     }
     if ctx.is_main:
         write_atomic(final_path, json.dumps(final, indent=2))
     return final
+
+
+def _peak_memory(device: torch.device) -> dict[str, Any]:
+    """The run's peak memory: CUDA's allocated bytes on a GPU, else the process's peak RSS
+    (a whole-process figure: one run per process, as the study runs them, makes it the run's)."""
+    if device.type == "cuda":
+        return {"peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda max allocated"}
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return {}
+    return {"peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_memory_kind": "process max RSS"}
 
 
 def run(config: TrainConfig) -> list[dict[str, Any]]:
