@@ -29,7 +29,7 @@ Presets (``--preset``; the durations are measured, see docs/results.md):
 cpu-pretrained  EfficientNet-Lite0 with ImageNet weights (extra ``pretrained``), the authors'
                 recipe and base transforms at 64 px, 1,000 training images, 4 epochs, 32 bits,
                 3 seeds; evaluation on 500 queries × 2,000 database images
-cpu-scratch     the small CNN from scratch, the fast recipe, 5,000 training images, 10 epochs,
+cpu-scratch     the small CNN from scratch, the fast recipe, 5,000 training images, 15 epochs (the main job),
                 train and query mAP every epoch, 32 bits, 3 seeds
 gpu             Lite0 as cpu-pretrained, at 96 px on all 5,000 training images for 6 epochs,
                 16/32/64 bits, 3 seeds: the same tables at a larger scale (``--jobs`` runs
@@ -73,6 +73,7 @@ METHODS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx
 RETENTION_METHODS = ("erasing", "softcrop", "gt", "gcut", "gcut-approx")
 ERASED_AREAS = (0.2, 0.4, 0.6, 0.8)
 TABLES = ("main", "gap", "robustness", "ablation", "efficiency")
+SMOKE_METHODS = ("none", "standard", "gcut", "gcut-approx")
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,8 @@ PRESETS: dict[str, Preset] = {
         ablations=standard_ablations(_LITE0_ATTENTION),
     ),
     "cpu-scratch": Preset(
-        description="small CNN from scratch, fast recipe, 5,000 train images, 10 epochs, train/query mAP every epoch",
-        trainer=("--arch", "small", "--recipe", "fast", "--epochs", "10", "--eval-every", "1", "--eval-train", "1000",
+        description="small CNN from scratch, fast recipe, 5,000 train images, 15 epochs (the main job's setting), train/query mAP every epoch",
+        trainer=("--arch", "small", "--recipe", "fast", "--epochs", "15", "--eval-every", "1", "--eval-train", "1000",
                  "--device", "cpu"),
         code_lengths=(32,),
     ),
@@ -430,42 +431,85 @@ def commit() -> str:
         return "unknown"
 
 
+def parse_cell(text: str) -> tuple[float, float] | None:
+    """``"0.7940 ± 0.0057"`` or ``"-0.0136 ± 0.0036*"`` -> (0.794, 0.0057); None for "-" or "n/a"."""
+    parts = str(text).rstrip("*").split("±")
+    if len(parts) != 2:
+        return None
+    return float(parts[0]), float(parts[1])
+
+
 def plot(table: str, rows: list[dict[str, Any]], title: str) -> Any:
+    """The table's picture, drawn from its visible cells (so ``--replot`` can redraw a JSON):
+    mAP bars with the seed std as error bars; ablations as paired Δ bars with ±2 s.e."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if table == "gap":
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
         for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
             own = [r for r in rows if r["method"] == method]
-            colour = f"C{i}"
-            ax.plot([r["epoch"] for r in own], [r["_query"] for r in own], color=colour, label=f"{method} (query)")
-            ax.plot([r["epoch"] for r in own], [r["_train"] for r in own], color=colour, linestyle="--", alpha=0.7)
+            epochs = [r["epoch"] for r in own]
+            query = [parse_cell(r["query mAP"]) for r in own]
+            train = [parse_cell(r["train mAP"]) for r in own]
+            ax.plot(epochs, [q[0] for q in query if q], color=f"C{i}", label=method)
+            ax.plot(epochs, [t[0] for t in train if t], color=f"C{i}", linestyle="--", alpha=0.6)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("mAP (solid: queries, dashed: training images)")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("mAP (solid: query images, dashed: training images)")
+        ax.legend(fontsize=7, ncol=2)
         ax.set_title(title, fontsize=9)
+        fig.tight_layout()
         return fig
-    keys = [k for k in rows[0] if k.startswith("_mean")]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 2), 4))
-    width = 0.8 / len(keys)
-    for i, key in enumerate(keys):
-        ax.bar([j + i * width for j in range(len(rows))], [float(r[key]) for r in rows], width,
-               label=key[len("_mean"):].lstrip("_") or "mAP")
+    if table == "ablation":
+        paired = [(r["variant"], parse_cell(r["paired Δ"]), r["vs"]) for r in rows]
+        paired = [(name, cell_, ref) for name, cell_, ref in paired if cell_ is not None and name != f"{ref}, limit 0.5"]
+        fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(paired) + 1.2))
+        y = list(range(len(paired)))[::-1]
+        means = [c[0] for _, c, _ in paired]
+        ax.barh(y, means, xerr=[2 * c[1] for _, c, _ in paired], color=["C2" if m > 0 else "C3" for m in means], capsize=3)
+        ax.set_yticks(y)
+        ax.set_yticklabels([f"{name}  (vs {ref})" for name, _, ref in paired], fontsize=7)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("paired Δ mAP vs the reference run (mean, error bar ±2 s.e.)")
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return fig
+    value_columns = [k for k in rows[0] if k not in ("method", "variant") and "Δ" not in k and parse_cell(rows[0][k])]
+    if table == "efficiency":
+        value_columns = [k for k in value_columns if k.startswith("mAP")]
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(rows) + 2), 4))
+    width = 0.8 / len(value_columns)
+    low, high = 1.0, 0.0
+    for i, column in enumerate(value_columns):
+        cells = [parse_cell(r[column]) or (float("nan"), 0.0) for r in rows]
+        ax.bar([j + i * width for j in range(len(rows))], [c[0] for c in cells], width, yerr=[c[1] for c in cells],
+               capsize=2, label=column)
+        low = min(low, *(c[0] - c[1] for c in cells))
+        high = max(high, *(c[0] + c[1] for c in cells))
     labels = [str(r.get("method", r.get("variant"))) for r in rows]
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
-    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
-    low = min(float(r[k]) for r in rows for k in keys)
-    high = max(float(r[k]) for r in rows for k in keys)
-    ax.set_ylim(max(0.0, low - 0.1 * (high - low + 1e-3) - 0.02), high + 0.02)
-    ax.set_ylabel("mAP (mean over seeds)")
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(max(0.0, low - 0.05), min(1.0, high + 0.03))
+    ax.set_ylabel("mAP (mean over seeds, error bar: seed std)")
     ax.set_title(title, fontsize=9)
-    if len(keys) > 1:
-        ax.legend(fontsize=7, title="bits" if table == "main" else "erased share", title_fontsize=7)
+    if len(value_columns) > 1:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def replot(folder: Path) -> None:
+    """Redraw every table's PNG under ``folder`` from its JSON (no runs needed)."""
+    from gg_augment.io import save_figure
+
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if "rows" in record and record.get("table") in TABLES:
+            figure = plot(record["table"], record["rows"], f"{record['table']} ({record['preset']})")
+            save_figure(figure, path.with_suffix(".png"))
+            print(f"redrew {path.with_suffix('.png')}")
 
 
 def write_table(table: str, rows: list[dict[str, Any]], notes: list[str], study: Study, started: float, command: str) -> None:
@@ -488,9 +532,10 @@ def write_table(table: str, rows: list[dict[str, Any]], notes: list[str], study:
         f"- trainer flags: `{' '.join([*preset.trainer, *study.extra])}`",
         *[f"- {note}" for note in notes],
     ])
-    write_results(out, table, visible, markdown_table(visible, header), plot(table, rows, f"{table} ({name})"))
+    write_results(out, table, visible, markdown_table(visible, header), plot(table, visible, f"{table} ({name})"))
     record = {"preset": name, "table": table, "command": command, "commit": commit(), "machine": machine(),
-              "seconds": duration, "notes": notes, "rows": visible}
+              "seconds": duration, "trainer_flags": [*preset.trainer, *study.extra], "seeds": list(preset.seeds),
+              "notes": notes, "rows": visible}
     write_atomic(out / f"{table}.json", json.dumps(record, indent=2))
     print(markdown_table(visible, header))
     print(f"wrote {out / table}.md/.csv/.png/.json", file=sys.stderr)
@@ -509,7 +554,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trainer-args", default="", help="extra trainer flags for every run, e.g. '--epochs 2'")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU, 2 seeds: checks the machinery, not the science")
     parser.add_argument("--out", type=Path, default=Path("results/study"))
+    parser.add_argument("--replot", type=Path, metavar="FOLDER", help="only redraw the PNGs of the tables' JSON files in FOLDER")
     args = parser.parse_args(argv)
+    if args.replot:
+        replot(args.replot)
+        return
     if args.jobs < 1:
         parser.error(f"argument --jobs: must be >= 1; got {args.jobs}")
     name = args.preset
@@ -529,7 +578,10 @@ def main(argv: list[str] | None = None) -> None:
         preset = replace(preset, ablation_bits=preset.code_lengths[0])
     extra = args.trainer_args.split()
     if args.smoke:
-        preset = replace(preset, seeds=preset.seeds[:2], code_lengths=(preset.ablation_bits,))
+        # Every table's machinery on a few runs: 2 seeds, one code length, 4 methods, 2 ablations.
+        methods = preset.methods if args.methods else tuple(m for m in preset.methods if m in SMOKE_METHODS)
+        ablations = tuple(a for a in preset.ablations if a.name in ("gcut", "gcut, no retention weighting"))
+        preset = replace(preset, seeds=preset.seeds[:2], code_lengths=(preset.ablation_bits,), methods=methods, ablations=ablations)
         extra = [*preset.smoke, *extra]
     study = Study(name, preset, args.out / name, args.jobs, args.data_root, extra)
     if args.smoke and preset.dry_smoke:

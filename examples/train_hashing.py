@@ -3,7 +3,9 @@
 Trains a small ResNet (or a torchvision backbone) to produce K-bit codes with the DSDH
 objective, where the pairwise similarity targets are softened by each augmented sample's
 semantic retention. Prints an mAP table per code length; writes checkpoints, JSON lines and
-the table under --out.
+the table under --out. Where the study measured the same setting (the defaults: the
+``cpu-scratch`` preset of benchmarks/study.py), it prints the study's mAP of every method
+next to this run's, so a single run is read against three seeds.
 
     python examples/train_hashing.py                                   # embedded data, CPU, 32 bits, exact G_cut
     python examples/train_hashing.py --augment gcut --code-lengths 16,32,48,64
@@ -16,7 +18,41 @@ The loop lives in the library (gg_augment.training); this file is its command li
 
 from __future__ import annotations
 
-from gg_augment.training.cli import main
+import json
+from pathlib import Path
+from typing import Any
+
+from gg_augment.training.cli import main, parse_config
+
+STUDY_TABLE = Path(__file__).resolve().parents[1] / "docs" / "results" / "study" / "cpu-scratch" / "main.json"
+#: Fields a run may change and still be the study's setting (which method, seed and evaluation).
+SAME_SETTING_IGNORES = ("augment", "no_retention", "seed", "eval_train")
+
+
+def study_baseline(results: list[dict[str, Any]], table: Path = STUDY_TABLE) -> str:
+    """Lines that put this run's mAP next to the study's for the same setting, or say there is none."""
+    if not table.is_file() or not results or "config" not in results[0]:
+        return ""
+    record = json.loads(table.read_text())
+    run_config = results[0]["config"]
+    study_config = parse_config("hashing", [*record["trainer_flags"], "--augment", run_config["augment"]]).result_config()
+    differs = [k for k, v in study_config.items() if k not in SAME_SETTING_IGNORES and run_config.get(k) != v]
+    if differs:
+        return f"No study baseline for this setting (it differs from the {record['preset']} preset in: {', '.join(differs)})."
+    method = run_config["augment"] + (" (no retention)" if run_config.get("no_retention") else "")
+    lines = [f"Study baseline, same setting ({record['preset']} preset, seeds {record['seeds']}, docs/results.md):"]
+    for result in results:
+        column = f"{result['code_length']} bits"
+        cells = {row["method"]: row[column] for row in record["rows"] if column in row}
+        if not cells:
+            continue
+        lines.append(f"  {column}: this run ({method}, seed {run_config['seed']}): {result['map']:.4f}")
+        lines += [f"    study {name:<12} {cell}" for name, cell in cells.items()]
+    return "\n".join(lines)
+
 
 if __name__ == "__main__":
-    main("hashing", __doc__)
+    finals = main("hashing", __doc__)
+    note = study_baseline(finals)
+    if note:
+        print(note)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY_TRAINER = "--epochs 1 --limit-train 64 --limit-query 20 --limit-database 60 --batch-size 32 --threads 1"
 
@@ -19,12 +21,47 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     return finished
 
 
-def test_study_ablation_table_writes_markdown_csv_png(tmp_path):
-    _run("study.py", "--table", "ablation", "--seeds", "0", "--robustness-bits", "8", "--trainer-args", TINY_TRAINER, "--out", str(tmp_path))
-    for suffix in ("md", "csv", "png", "json"):
-        assert (tmp_path / f"ablation.{suffix}").stat().st_size > 0
-    rows = json.loads((tmp_path / "ablation.json").read_text())["rows"]
-    assert [row["variant"] for row in rows][:2] == ["gcut (retention, attention score)", "gcut, no retention weighting"]
+@pytest.mark.parametrize(
+    ("preset", "table"), [("cpu-scratch", "all"), ("cpu-pretrained", "main"), ("gpu", "main"), ("paper", "main")]
+)
+def test_study_presets_smoke(tmp_path, preset, table):
+    # Each preset at tiny size (the gpu preset on the CPU; the paper preset only builds its
+    # configurations, as it needs CIFAR-10 and a GPU). Never a full study.
+    finished = _run("study.py", "--preset", preset, "--table", table, "--smoke", "--jobs", "2", "--out", str(tmp_path))
+    folder = tmp_path / preset
+    if preset == "paper":
+        assert "run configurations built" in finished.stdout
+        return
+    tables = ("main", "gap", "robustness", "ablation", "efficiency") if table == "all" else (table,)
+    for name in tables:
+        for suffix in ("md", "csv", "png", "json"):
+            assert (folder / f"{name}.{suffix}").stat().st_size > 0, f"{name}.{suffix}"
+    main = json.loads((folder / "main.json").read_text())
+    assert [row["method"] for row in main["rows"]] == ["none", "standard", "gcut", "gcut-approx"]
+    assert main["seeds"] == [0, 1] and main["trainer_flags"]
+    gcut = next(row for row in main["rows"] if row["method"] == "gcut")
+    assert "±" in gcut[next(k for k in gcut if k.endswith("bits"))]
+    assert "±" in gcut[next(k for k in gcut if "Δ vs none" in k)]
+    if table == "all":
+        gap = json.loads((folder / "gap.json").read_text())["rows"]
+        assert {row["epoch"] for row in gap} == {1} and all("±" in row["train mAP"] for row in gap)
+        efficiency = {row["method"]: row for row in json.loads((folder / "efficiency.json").read_text())["rows"]}
+        assert efficiency["gcut"]["forward calls / step"].startswith("2.0000")
+        assert efficiency["standard"]["forward calls / step"].startswith("1.0000")
+        ablation = json.loads((folder / "ablation.json").read_text())["rows"]
+        assert ablation[1]["variant"] == "gcut, no retention weighting" and "±" in ablation[1]["paired Δ"]
+
+
+def test_paired_delta_marks_only_consistent_differences():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import study
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert study.paired_delta({0: 0.52, 1: 0.53, 2: 0.54}, {0: 0.50, 1: 0.51, 2: 0.52}) == "+0.0200 ± 0.0000*"
+    noisy = study.paired_delta({0: 0.60, 1: 0.50, 2: 0.55}, {0: 0.50, 1: 0.55, 2: 0.55})
+    assert noisy.startswith("+0.0167") and not noisy.endswith("*")
+    assert study.parse_cell("-0.0136 ± 0.0036*") == (-0.0136, 0.0036) and study.parse_cell("-") is None
 
 
 def test_augment_speed_reports_both_sides(tmp_path):

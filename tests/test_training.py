@@ -366,7 +366,7 @@ def test_eval_train_reports_train_map_every_evaluation(tmp_path):
      (["--curve", "power", "--gcut-limit", "0.25"], False, "power", 0.25)],
 )
 def test_curve_and_limit_flags_reach_the_pipeline(flags, sigmoid, curve, limit):
-    from gg_augment.training import build_pipeline, build_model
+    from gg_augment.training import build_model, build_pipeline
 
     config = parse_config("hashing", ["--augment", "gcut", *flags]).resolved()
     pipeline, _ = build_pipeline(config, build_model(config, 8, 3), 16, torch.Generator())
