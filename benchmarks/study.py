@@ -65,8 +65,10 @@ import torch
 from harness import markdown_table, write_results
 
 from gg_augment import RandomErasingRetention
+from gg_augment.hashing import sign_codes
 from gg_augment.io import load_checkpoint, write_atomic
-from gg_augment.training import RunLayout, TrainConfig, build_model, evaluate, load_data, run
+from gg_augment.metrics import mean_average_precision
+from gg_augment.training import RunLayout, TrainConfig, build_model, encode, load_data, run
 from gg_augment.training.cli import parse_config
 
 METHODS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx")
@@ -340,9 +342,13 @@ def robustness_table(study: Study) -> tuple[list[dict[str, Any]], list[str]]:
                 data = load_data(config)  # the trainer's own split, limits and base transform
             model = build_model(config, bits, data["query_images"].shape[1]).to(config.device)
             model.load_state_dict(load_checkpoint(RunLayout.of(config).checkpoint(bits), ("model",))["model"])
+            device = torch.device(config.device)
+            database = sign_codes(encode(model, data["database_images"], device))  # once per model
+            query_labels, database_labels = data["query_labels"].to(device), data["database_labels"].to(device)
             for area in (0.0, *ERASED_AREAS):
                 queries = data["query_images"] if area == 0.0 else erase_queries(data["query_images"], area, seed)
-                value = evaluate(model, {**data, "query_images": queries}, replace(config, eval_train=0), torch.device(config.device))["map"]
+                codes = sign_codes(encode(model, queries, device))
+                value = float(mean_average_precision(codes, database, query_labels, database_labels, k=config.topk))
                 scores.setdefault(method, {}).setdefault(area, {})[seed] = value
     for method, per_area in scores.items():
         row: dict[str, Any] = {"method": method}

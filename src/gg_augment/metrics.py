@@ -40,6 +40,7 @@ from ._checks import (
 )
 
 __all__ = [
+    "hamming_top_k",
     "mean_average_precision",
     "precision_at_k",
     "precision_recall_curve",
@@ -304,6 +305,38 @@ def _check_depth(k: object, num_candidates: int) -> int:
 # --------------------------------------------------------------------------------------
 # public metrics
 # --------------------------------------------------------------------------------------
+
+
+def hamming_top_k(query: Tensor, database: Tensor, *, k: int, chunk_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """The ``k`` nearest database codes of each query by Hamming distance, ties broken by index.
+
+    The same ranking :func:`mean_average_precision` scores, returned for serving or for a
+    comparison with an index (faiss's :class:`~gg_augment.hashing.BinaryCodeIndex`).
+
+    Args:
+        query: (Q, K) ±1 codes; database: (N, K) ±1 codes, same device.
+        k: neighbours per query, >= 1 (capped at N).
+        chunk_size: queries per block (default: sized to a fixed work budget).
+
+    Returns:
+        ``(distances, indices)``, both (Q, min(k, N)) int64, nearest first.
+    """
+    if isinstance(query, Tensor) and isinstance(database, Tensor):
+        no_labels_q = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
+        no_labels_d = torch.zeros(database.shape[0] if database.ndim else 0, dtype=torch.long, device=query.device)
+    else:
+        no_labels_q = no_labels_d = torch.zeros(0, dtype=torch.long)
+    problem = _Problem(query, database, no_labels_q, no_labels_d, "hamming")
+    depth = _check_depth(check_int(k, "k", minimum=1), problem.num_candidates)
+    distances, indices = [], []
+    for rows in problem.blocks(problem.chunk_size(depth, _check_chunk_size(chunk_size))):
+        order = problem.ranking(rows, depth)
+        indices.append(order)
+        distances.append(problem.distances(rows).gather(1, order).long())
+    if not indices:
+        empty = torch.empty(0, depth, dtype=torch.long, device=problem.device)
+        return empty, empty.clone()
+    return torch.cat(distances), torch.cat(indices)
 
 
 def mean_average_precision(

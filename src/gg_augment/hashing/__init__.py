@@ -1,7 +1,9 @@
-"""Deep hashing components: the DSDH discrete solver and sign binarisation."""
+"""Deep hashing components: the DSDH discrete solver, sign binarisation, and a faiss binary
+index to serve the codes (``BinaryCodeIndex``, with the ``faiss`` extra)."""
 
 from __future__ import annotations
 
 from .dsdh import DSDHSolver, sign_codes
+from .faiss_index import BinaryCodeIndex, pack_codes
 
-__all__ = ["DSDHSolver", "sign_codes"]
+__all__ = ["BinaryCodeIndex", "DSDHSolver", "pack_codes", "sign_codes"]

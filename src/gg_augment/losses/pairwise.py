@@ -22,7 +22,37 @@ from .._checks import (
 from .parts import label_similarity, pair_scores, pairwise_likelihood
 from .triplet import triplet_margin_loss
 
-__all__ = ["RetentionWeightedPairwiseLoss"]
+__all__ = ["RetentionWeightedPairwiseLoss", "mined_pairs"]
+
+
+def mined_pairs(indices_tuple: tuple[Tensor, ...], batch: int, device: torch.device, validate: bool = True) -> tuple[Tensor, Tensor]:
+    """The (row, column) batch positions of the pairs a pytorch-metric-learning miner chose.
+
+    ``indices_tuple`` is a miner's output: pairs ``(a1, p, a2, n)`` (positive pairs a1-p,
+    negative pairs a2-n) or triplets ``(a, p, n)`` (read as the pairs a-p and a-n). Returns
+    two 1-D long tensors: positives first, then negatives.
+    """
+    if not isinstance(indices_tuple, (tuple, list)) or len(indices_tuple) not in (3, 4):
+        got = f"a {type(indices_tuple).__name__} of length {len(indices_tuple)}" if isinstance(indices_tuple, (tuple, list)) else type(indices_tuple).__name__
+        raise TypeError(f"indices_tuple must be a miner's (a1, p, a2, n) pairs or (a, p, n) triplets; got {got}")
+    parts = []
+    for position, part in enumerate(indices_tuple):
+        part = check_tensor(part, f"indices_tuple[{position}]")
+        if part.ndim != 1 or part.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"indices_tuple[{position}] must be a 1-D integer tensor; got {part.dtype} of shape {tuple(part.shape)}")
+        check_same_device(part, f"indices_tuple[{position}]", torch.empty(0, device=device), "outputs")
+        parts.append(part.long())
+    if len(parts) == 3:
+        anchors, positives, negatives = parts
+        if not anchors.shape == positives.shape == negatives.shape:
+            raise ValueError(f"indices_tuple triplets must have equal lengths; got {[p.numel() for p in parts]}")
+        parts = [anchors, positives, anchors, negatives]
+    if parts[0].shape != parts[1].shape or parts[2].shape != parts[3].shape:
+        raise ValueError(f"indices_tuple pairs must have equal lengths (a1 with p, a2 with n); got {[p.numel() for p in parts]}")
+    rows, cols = torch.cat([parts[0], parts[2]]), torch.cat([parts[1], parts[3]])
+    if validate and rows.numel() and (min(int(rows.min()), int(cols.min())) < 0 or max(int(rows.max()), int(cols.max())) >= batch):
+        raise ValueError(f"indices_tuple must index the batch, 0..{batch - 1}; got values outside it")
+    return rows, cols
 
 
 class RetentionWeightedPairwiseLoss(nn.Module):
@@ -65,6 +95,13 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         triplet_margin: its margin, on the [0, 1] cosine-distance scale.
         weight_triplets: weight each triplet by w_anchor·w_positive.
         validate_args: check that the weights lie in [0, 1] (a host sync on CUDA).
+
+    With pytorch-metric-learning, pass a miner's output as ``indices_tuple=``: the loss then
+    runs over the mined pairs only, each target softened by the pair's retention weight (the
+    miner chooses which pairs, GG how hard each pulls)::
+
+        miner = pytorch_metric_learning.miners.MultiSimilarityMiner()
+        loss = loss_fn(codes, labels, weight, indices_tuple=miner(codes, labels))
 
     Shape:
         - outputs: (B, K); labels: (B,) or (B, L); weight: (B,) in [0, 1], the per-sample
@@ -117,6 +154,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         binary_targets: Tensor | None = None,
         class_scores: Tensor | None = None,
         class_targets: Tensor | None = None,
+        indices_tuple: tuple[Tensor, ...] | None = None,
     ) -> Tensor:
         outputs = check_tensor(outputs, "outputs")
         if outputs.ndim != 2:
@@ -134,7 +172,11 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             weights = check_retention(weight, batch, "weight", self.validate_args).float()
             check_same_device(weights, "weight", outputs, "outputs")
 
-        if bank is not None:
+        if indices_tuple is not None:
+            if bank is not None:
+                raise ValueError("indices_tuple selects in-batch pairs; it cannot be combined with bank=")
+            loss = self._mined_pairs_loss(outputs, labels, weights, indices_tuple)
+        elif bank is not None:
             loss = self._bank_loss(outputs, labels, weights, bank, bank_labels)
         else:
             if bank_labels is not None:
@@ -187,13 +229,22 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             # No pair exists: a zero that stays connected to the graph, so backward() works.
             return outputs.sum() * 0.0
         scores = pair_scores(outputs, outputs, self.similarity, self.scale)
-        if self.combine == "product":
-            pair_weights = weights.unsqueeze(1) * weights.unsqueeze(0)
-        else:
-            pair_weights = torch.minimum(weights.unsqueeze(1), weights.unsqueeze(0))
+        pair_weights = self._pair_weights(weights.unsqueeze(1), weights.unsqueeze(0))
         targets = label_similarity(labels, labels) * pair_weights
         off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=outputs.device)
         return pairwise_likelihood(scores, targets)[off_diagonal].mean()
+
+    def _pair_weights(self, left: Tensor, right: Tensor) -> Tensor:
+        return left * right if self.combine == "product" else torch.minimum(left, right)
+
+    def _mined_pairs_loss(self, outputs: Tensor, labels: Tensor, weights: Tensor, indices_tuple: tuple[Tensor, ...]) -> Tensor:
+        rows, cols = mined_pairs(indices_tuple, outputs.shape[0], outputs.device, self.validate_args)
+        if rows.numel() == 0:
+            return outputs.sum() * 0.0  # the miner found nothing: no pull, no push, graph intact
+        # The batch's B×B scores, then the mined entries (as the in-batch term computes them).
+        scores = pair_scores(outputs, outputs, self.similarity, self.scale)[rows, cols]
+        targets = label_similarity(labels, labels)[rows, cols] * self._pair_weights(weights[rows], weights[cols])
+        return pairwise_likelihood(scores, targets).mean()
 
     def extra_repr(self) -> str:
         out = f"similarity={self.similarity!r}, combine={self.combine!r}"
