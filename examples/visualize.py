@@ -59,7 +59,7 @@ def main() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gg_augment import viz
 
     torch.manual_seed(args.seed)
     splits = load_embedded()
@@ -96,33 +96,16 @@ def main() -> None:
     x_gt, r_gt = gt(x)
     x_gcut, r_gcut = gcut(x, params=gcut_params)
 
-    def show(image):
-        return splits.unnormalize(image.unsqueeze(0))[0].permute(1, 2, 0).clamp(0, 1).numpy()
-
-    size = x.shape[-1]
-    heat = F.interpolate(attention.unsqueeze(1), size=(size, size), mode="nearest")[:, 0]
-    fig, axes = plt.subplots(len(picks), 4, figsize=(8, 2.1 * len(picks)))
-    for row in range(len(picks)):
-        panels = [
-            (show(x[row]), f"{splits.class_names[int(labels[picks[row]])]}"),
-            (show(x[row]), "attention"),
-            (show(x_gt[row]), f"G_t  r={r_gt[row]:.2f}"),
-            (show(x_gcut[row]), f"G_cut  r={r_gcut[row]:.2f}"),
-        ]
-        for col, (picture, title) in enumerate(panels):
-            ax = axes[row, col]
-            ax.imshow(picture, interpolation="nearest")
-            if col == 1:
-                ax.imshow(heat[row].numpy(), cmap="jet", alpha=0.5, interpolation="nearest")
-            if col == 3:
-                cut_cells = F.interpolate(gcut_params["cut"][row][None, None].float(), size=(size, size), mode="nearest")[0, 0]
-                ax.contour(cut_cells.numpy(), levels=[0.5], colors="red", linewidths=0.8)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    fig.suptitle("GG augmentation on embedded Fashion-MNIST (r = semantic retention)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.98))
-    save_figure(fig, args.out, dpi=110)
-    print(f"wrote {args.out}")
+    names = [splits.class_names[int(labels[i])] for i in picks]
+    pictures = splits.unnormalize(x)
+    written = {
+        args.out: viz.augmented_grid(pictures, splits.unnormalize(x_gcut), r_gcut, titles=names),
+        args.out.with_name(args.out.stem + "_attention.png"): viz.attention_overlay(pictures, attention, gcut_params["cut"], titles=names),
+        args.out.with_name(args.out.stem + "_gt.png"): viz.augmented_grid(pictures, splits.unnormalize(x_gt), r_gt, titles=names),
+    }
+    for path, fig in written.items():
+        save_figure(fig, path, dpi=110)
+        print(f"wrote {path}")
     for row in range(len(picks)):
         print(f"  {splits.class_names[int(labels[picks[row]])]:<12} G_t r={r_gt[row]:.3f}  G_cut r={r_gcut[row]:.3f}")
 
