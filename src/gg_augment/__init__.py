@@ -22,7 +22,7 @@ from .attention import (
     resnet_extractor,
     vit_extractor,
 )
-from .augment import GT, GCut, RandomErasingRetention, RandomResizedCropFlip
+from .augment import GT, GCut, PerSample, RandomErasingRetention, RandomResizedCropFlip
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
 from .pipeline import RetentionPipeline
@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GT",
     "AttentionCache",
+    "PerSample",
     "AttentionExtractor",
     "AttentionSource",
     "CachedAttention",

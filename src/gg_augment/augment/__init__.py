@@ -7,10 +7,12 @@ from .crop import RandomResizedCropFlip, ResizedCropFlipOutput
 from .erasing import RandomErasingRetention
 from .gcut import GCut
 from .gt import GT
+from .per_sample import PerSample
 
 __all__ = [
     "GCut",
     "GT",
+    "PerSample",
     "RandomErasingRetention",
     "RandomResizedCropFlip",
     "ResizedCropFlipOutput",
