@@ -62,12 +62,14 @@ _FLOAT32_EXACT = 2**24
 # --------------------------------------------------------------------------------------
 
 
-def _check_sign_codes(codes: Tensor, name: str) -> None:
+def _check_sign_codes(codes: Tensor, name: str, validate_values: bool = True) -> None:
     if codes.dtype == torch.bool or codes.is_complex():
         raise TypeError(
             f"{name} must hold ±1 codes for metric='hamming' (a real dtype); got {codes.dtype}. "
             "Map {0, 1} bits with 2 * b.float() - 1."
         )
+    if not validate_values:
+        return
     bad = ~((codes == 1) | (codes == -1))
     # One host synchronisation per call: a {0, 1} or real-valued input would otherwise give
     # silently wrong distances.
@@ -80,7 +82,7 @@ def _check_sign_codes(codes: Tensor, name: str) -> None:
         )
 
 
-def _check_vectors(query: object, database: object, metric: object) -> tuple[Tensor, Tensor, str]:
+def _check_vectors(query: object, database: object, metric: object, validate_values: bool = True) -> tuple[Tensor, Tensor, str]:
     metric = check_choice(metric, "metric", _METRICS)
     query = check_tensor(query, "query")
     database = check_tensor(database, "database")
@@ -102,13 +104,14 @@ def _check_vectors(query: object, database: object, metric: object) -> tuple[Ten
             f"{database.device}"
         )
     if metric == "hamming":
-        _check_sign_codes(query, "query")
-        _check_sign_codes(database, "database")
+        _check_sign_codes(query, "query", validate_values)
+        _check_sign_codes(database, "database", validate_values)
     else:
         check_floating(query, "query")
         check_floating(database, "database")
-        check_finite(query, "query")
-        check_finite(database, "database")
+        if validate_values:
+            check_finite(query, "query")
+            check_finite(database, "database")
     return query, database, metric
 
 
@@ -165,8 +168,9 @@ class _Problem:
         database_labels: object,
         metric: object,
         exclude_self: bool = False,
+        validate_values: bool = True,
     ) -> None:
-        query, database, metric = _check_vectors(query, database, metric)
+        query, database, metric = _check_vectors(query, database, metric, validate_values)
         query_labels, database_labels = _check_label_pair(
             query_labels, database_labels, query.shape[0], database.shape[0], query.device
         )
@@ -349,6 +353,7 @@ def mean_average_precision(
     metric: str = "hamming",
     exclude_self: bool = False,
     chunk_size: int | None = None,
+    validate_args: bool = True,
 ) -> Tensor:
     """Mean average precision over the top ``k`` items of each query's ranking (mAP@K).
 
@@ -372,6 +377,8 @@ def mean_average_precision(
             removed from its ranking.
         chunk_size: queries per block; ``None`` picks the largest block whose work tensors
             fit in about 256 MiB.
+        validate_args: check that Hamming codes hold only ±1 (cosine inputs: finite). Each
+            check is a host sync; ``False`` skips them, e.g. under ``torch.compile(fullgraph=True)``.
 
     Returns:
         A 0-dim float32 tensor on the device of ``query``.
@@ -388,7 +395,7 @@ def mean_average_precision(
         >>> float(mean_average_precision(codes, codes, labels, labels)) > 0
         True
     """
-    problem = _Problem(query, database, query_labels, database_labels, metric, exclude_self)
+    problem = _Problem(query, database, query_labels, database_labels, metric, exclude_self, validate_args)
     depth = _check_depth(k, problem.num_candidates)
     block = problem.chunk_size(depth, _check_chunk_size(chunk_size))
     ranks = torch.arange(1, depth + 1, device=problem.device, dtype=torch.float32)

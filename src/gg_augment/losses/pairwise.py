@@ -231,8 +231,9 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         scores = pair_scores(outputs, outputs, self.similarity, self.scale)
         pair_weights = self._pair_weights(weights.unsqueeze(1), weights.unsqueeze(0))
         targets = label_similarity(labels, labels) * pair_weights
-        off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=outputs.device)
-        return pairwise_likelihood(scores, targets)[off_diagonal].mean()
+        # A mask product, not boolean indexing: static shapes, so torch.compile keeps one graph.
+        off_diagonal = 1.0 - torch.eye(batch, dtype=scores.dtype, device=outputs.device)
+        return (pairwise_likelihood(scores, targets) * off_diagonal).sum() / (batch * (batch - 1))
 
     def _pair_weights(self, left: Tensor, right: Tensor) -> Tensor:
         return left * right if self.combine == "product" else torch.minimum(left, right)
