@@ -388,7 +388,7 @@ def mean_average_precision(
         - query_labels: (Q,) or (Q, L); database_labels: (N,) or (N, L).
         - output: ().
 
-    Example:
+    Examples:
         >>> generator = torch.Generator().manual_seed(0)
         >>> codes = torch.randint(0, 2, (6, 8), generator=generator) * 2 - 1
         >>> labels = torch.tensor([0, 0, 1, 1, 2, 2])
@@ -471,7 +471,7 @@ def recall_at_k(
         - query: (Q, D); database: (N, D) (N = Q when ``exclude_self``).
         - query_labels: (Q,) or (Q, L); database_labels: (N,) or (N, L).
 
-    Example:
+    Examples:
         >>> embeddings = torch.eye(4)[[0, 0, 1, 1]]
         >>> labels = torch.tensor([0, 0, 1, 1])
         >>> float(recall_at_k(embeddings, embeddings, labels, labels, k=(1,), exclude_self=True)[1])
@@ -523,7 +523,7 @@ def precision_at_k(
         - query: (Q, D); database: (N, D).
         - query_labels: (Q,) or (Q, L); database_labels: (N,) or (N, L).
 
-    Example:
+    Examples:
         >>> embeddings = torch.eye(4)[[0, 0, 1, 1]]
         >>> labels = torch.tensor([0, 0, 1, 1])
         >>> float(precision_at_k(embeddings, embeddings, labels, labels, k=2)[2])
@@ -577,7 +577,7 @@ def precision_recall_curve(
         - query_labels: (Q,) or (Q, L); database_labels: (N,) or (N, L).
         - precision, recall: (K + 1,).
 
-    Example:
+    Examples:
         >>> codes = torch.tensor([[1, 1], [1, -1], [-1, -1]])
         >>> labels = torch.tensor([0, 0, 1])
         >>> precision, recall = precision_recall_curve(codes, codes, labels, labels)

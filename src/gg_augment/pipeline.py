@@ -38,7 +38,7 @@ class RetentionPipeline(nn.Module):
         - x: (B, C, H, W) float; index: (B,) dataset indices (needed by a cached G_cut)
         - output: (B, C, h, w) and weight (B,) float32
 
-    Example:
+    Examples:
         >>> from gg_augment import GT
         >>> g = torch.Generator().manual_seed(0)
         >>> pipeline = RetentionPipeline(GT(sigma=0.2, generator=g), crop=RandomResizedCropFlip(24, generator=g))

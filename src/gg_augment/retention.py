@@ -41,7 +41,7 @@ class SemanticRetention(nn.Module):
         - retention: (B,)
         - output: (B,), same dtype
 
-    Example:
+    Examples:
         >>> SemanticRetention("power", p_min=0.2, k=2)(torch.tensor([0.0, 0.5, 1.0]))
         tensor([0.2000, 0.8000, 1.0000])
     """

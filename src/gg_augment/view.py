@@ -31,7 +31,7 @@ class View:
     Shape:
         - index: (B,) integer; boxes: (B, 4) float; flips: (B,) bool
 
-    Example:
+    Examples:
         >>> import torch
         >>> view = View(index=torch.tensor([4, 7]))
         >>> view.is_whole_image, view.select(torch.tensor([1])).index

@@ -127,7 +127,7 @@ class AttentionCache(nn.Module):
     Shape:
         - values: (N, gh, gw); seen, updated: (N,) bool
 
-    Example:
+    Examples:
         >>> from gg_augment import GCut, RetrievalNet, build_backbone
         >>> model = RetrievalNet(*build_backbone("small"), 16)
         >>> cache = AttentionCache(num_samples=100, grid_size=8)

@@ -158,7 +158,7 @@ class AttentionExtractor:
 class FeatureMapExtractor(AttentionExtractor):
     """CNN attention: the channel mean of a (B, C, h, w) feature map.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         >>> FeatureMapExtractor(net, "1")(torch.randn(2, 3, 16, 16)).shape
         torch.Size([2, 16, 16])

@@ -82,7 +82,7 @@ class RandomResizedCropFlip(RandomAugmentation[ResizedCropFlipOutput]):
         - x: (B, C, H, W) float; index: (B,)
         - output: :class:`ResizedCropFlipOutput` ``(image (B, C, h, w), view)``
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> crop = RandomResizedCropFlip(16, generator=g)
         >>> image, view = crop(torch.randn(4, 3, 32, 32), index=torch.arange(4))

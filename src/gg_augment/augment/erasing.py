@@ -36,7 +36,9 @@ class RandomErasingRetention(RetentionAugmentation):
         ratio: range of the rectangle's aspect ratio (h / w).
         fill: ``"random"`` (per-pixel N(0, 1), as torchvision's ``value="random"``) or a float.
         min_share: erased shares below this keep r = 1.
-        p, generator, validate_args: see :class:`RetentionAugmentation`.
+        p: probability that a sample is augmented; the others pass with r = 1.
+        generator: the source of every random draw (default: torch's global RNG).
+        validate_args: check inputs and outputs (host syncs on CUDA; off for torch.compile).
 
     Shape:
         - x: (B, C, H, W)

@@ -75,14 +75,16 @@ class GCut(RetentionAugmentation):
         limit: at most floor(limit·m) cells are cut, in (0, 1].
         fill: value of the cut pixels (0.0 is the mean colour of a normalised input).
         score: ``"attention"`` or ``"area"``.
-        p, generator, validate_args: see :class:`RetentionAugmentation`.
+        p: probability that a sample is augmented; the others pass with r = 1.
+        generator: the source of every random draw (default: torch's global RNG).
+        validate_args: check inputs and outputs (host syncs on CUDA; off for torch.compile).
 
     Shape:
         - x: (B, C, H, W) float; attention: (B, h, w) or (B, 1, h, w); view: a
           :class:`~gg_augment.View` of B samples (or their (B,) index tensor)
         - output: (B, C, H, W) and retention (B,) in the dtype of x
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> gcut = GCut(grid_size=4, generator=g)
         >>> attention = torch.rand(2, 4, 4)

@@ -34,13 +34,15 @@ class GT(RetentionAugmentation):
             or ``"reflect"`` (mirror; retention still counts only the original visible area).
         fill_scale: std of the random fill; 1.0 suits inputs normalised to unit variance.
         overlap: ``"foreground"``: r = (H−|dy|)(W−|dx|)/(HW); ``"iou"``: r = I/(2HW − I).
-        p, generator, validate_args: see :class:`RetentionAugmentation`.
+        p: probability that a sample is augmented; the others pass with r = 1.
+        generator: the source of every random draw (default: torch's global RNG).
+        validate_args: check inputs and outputs (host syncs on CUDA; off for torch.compile).
 
     Shape:
         - x: (B, C, H, W) float
         - output: (B, C, H, W) and retention (B,) in the dtype of x, in [0, 1]
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> x_aug, retention = GT(sigma=0.2, generator=g)(torch.randn(4, 3, 32, 32))
         >>> x_aug.shape, retention.shape

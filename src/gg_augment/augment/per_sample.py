@@ -31,7 +31,7 @@ class PerSample(nn.Module):
         - image: (C, H, W), floating point
         - output: ``(image, retention)``, (C, H, W) and a 0-dim tensor
 
-    Example:
+    Examples:
         >>> from torchvision.transforms import v2
         >>> transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), PerSample(GT(sigma=0.1))])
     """

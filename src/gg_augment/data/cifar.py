@@ -187,7 +187,7 @@ def load_cifar10(
         ValueError: If a batch is corrupt (cannot be unpickled, missing keys, wrong sizes,
             labels out of range), a count is not a multiple of 10 or too large.
 
-    Example:
+    Examples:
         >>> splits = load_cifar10("~/data/cifar10", database="all")  # doctest: +SKIP
         >>> splits.info()["sizes"]  # doctest: +SKIP
         {'query': 1000, 'train': 5000, 'database': 59000}

@@ -176,7 +176,7 @@ def load_embedded(
         ValueError: If the file is corrupt (not a zip, missing arrays, shapes that disagree,
             labels out of range) or an argument is out of range.
 
-    Example:
+    Examples:
         >>> splits = load_embedded(image_size=32, channels=3)
         >>> len(splits.query), len(splits.train), len(splits.database)
         (1000, 5000, 6000)

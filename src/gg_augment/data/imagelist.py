@@ -155,7 +155,7 @@ class ImageListDataset(Dataset):
         - labels: (N, L) float32 0/1
         - item: ``(image (3, H, W) float32, label (L,) float32, index int)``
 
-    Example:
+    Examples:
         >>> dataset = ImageListDataset("nus_wide/test.txt", num_classes=21)  # doctest: +SKIP
         >>> image, label, index = dataset[0]  # doctest: +SKIP
     """
@@ -293,7 +293,7 @@ def load_imagelist(
         ValueError: If a list is malformed or its label count does not match the preset,
             ``num_classes`` or the other lists.
 
-    Example:
+    Examples:
         >>> splits = load_imagelist(  # doctest: +SKIP
         ...     "~/data/nus_wide", "train.txt", "test.txt", "database.txt", preset="nus-wide-21"
         ... )

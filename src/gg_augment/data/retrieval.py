@@ -46,7 +46,7 @@ class IndexedTensorDataset(Dataset):
         - labels: (N,) or (N, L)
         - item: ``(image (C, H, W), label () or (L,), index int)``
 
-    Example:
+    Examples:
         >>> dataset = IndexedTensorDataset(torch.zeros(4, 3, 8, 8), torch.arange(4))
         >>> image, label, index = dataset[2]
         >>> tuple(image.shape), int(label), index
@@ -113,7 +113,7 @@ class RetrievalSplits:
         name: Short dataset name written into :meth:`info`.
         details: Extra JSON-serialisable provenance (source files, options).
 
-    Example:
+    Examples:
         >>> from gg_augment.data import load_embedded
         >>> splits = load_embedded()
         >>> splits.info()["sizes"]["query"]

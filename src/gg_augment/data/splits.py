@@ -85,7 +85,7 @@ def split_class_balanced(
         - labels: (N,) or (N, L)
         - outputs: (counts_per_class[k] * num_classes,) for each split, then (N - taken,)
 
-    Example:
+    Examples:
         >>> labels = torch.arange(10).repeat(20)  # 10 classes, 20 images each
         >>> query, train, database = split_class_balanced(labels, (2, 5), seed=0)
         >>> len(query), len(train), len(database)

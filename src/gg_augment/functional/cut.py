@@ -119,7 +119,7 @@ def cut_cells(x: Tensor, cut: Tensor, fill: float | Tensor = 0.0) -> Tensor:
         - cut: (B, gh, gw) bool
         - output: (B, C, H, W)
 
-    Example:
+    Examples:
         >>> x = torch.ones(1, 1, 4, 4)
         >>> cut = torch.tensor([[[True, False], [False, False]]])
         >>> cut_cells(x, cut)[0, 0]

@@ -144,7 +144,7 @@ def resized_crop_flip(
         - x: (B, C, H, W); view_boxes: (B, 4); flips: (B,) bool
         - output: (B, C, h, w), dtype of x
 
-    Example:
+    Examples:
         >>> x = torch.arange(16.).view(1, 1, 4, 4)
         >>> resized_crop_flip(x, torch.tensor([[0.0, 0.0, 0.5, 0.5]]), size=2)[0, 0]
         tensor([[0., 1.],

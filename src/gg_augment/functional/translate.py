@@ -63,7 +63,7 @@ def translate(
         - fill: scalar, (B, C) or (C,)
         - output: (B, C, H, W)
 
-    Example:
+    Examples:
         >>> x = torch.arange(9.).view(1, 1, 3, 3)
         >>> translate(x, torch.tensor([[1, 0]]), fill=-1.0)[0, 0]
         tensor([[-1., -1., -1.],

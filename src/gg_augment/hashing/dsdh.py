@@ -84,7 +84,7 @@ def sign_codes(outputs: Tensor) -> Tensor:
         - outputs: any shape, usually (B, K).
         - output: same as ``outputs``.
 
-    Example:
+    Examples:
         >>> sign_codes(torch.tensor([[-0.5, 0.0, 2.0]])).tolist()
         [[-1.0, 1.0, 1.0]]
     """
@@ -117,7 +117,7 @@ class DSDHSolver:
     Shape:
         - outputs U, codes B: (N, K); weight W: (K, C); labels Y: (N, C).
 
-    Example:
+    Examples:
         >>> solver = DSDHSolver(num_train=6, code_length=4, num_classes=3,
         ...                     generator=torch.Generator().manual_seed(0))
         >>> solver.set_labels(torch.tensor([0, 1, 2, 0, 1, 2]))

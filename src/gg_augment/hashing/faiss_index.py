@@ -35,7 +35,7 @@ class BinaryCodeIndex:
     Args:
         code_length: K, a multiple of 8.
 
-    Example:
+    Examples:
         >>> index = BinaryCodeIndex(64)                       # doctest: +SKIP
         >>> index.add(sign_codes(database_outputs))           # doctest: +SKIP
         >>> distances, ids = index.search(sign_codes(query_outputs), k=100)  # doctest: +SKIP

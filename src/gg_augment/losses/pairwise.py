@@ -110,7 +110,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         - bank: (N, K); bank_labels: (N,) or (N, L)
         - output: scalar
 
-    Example:
+    Examples:
         >>> loss_fn = RetentionWeightedPairwiseLoss()
         >>> codes = torch.tanh(torch.randn(8, 16, requires_grad=True))
         >>> loss = loss_fn(codes, torch.arange(8) % 3, torch.rand(8))
