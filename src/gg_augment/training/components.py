@@ -60,6 +60,10 @@ def setup_distributed(device: torch.device) -> Distributed:
     if world_size <= 1:
         return Distributed()
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda" and device.index is None:
+        # One GPU per process: "cuda" then means this rank's GPU (torchrun's LOCAL_RANK), for
+        # the model, the generators and every tensor the run creates.
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size())
