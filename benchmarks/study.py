@@ -486,9 +486,19 @@ def plot(table: str, rows: list[dict[str, Any]], title: str) -> Any:
         ax.set_title(title, fontsize=9)
         fig.tight_layout()
         return fig
-    value_columns = [k for k in rows[0] if k not in ("method", "variant") and "Δ" not in k and parse_cell(rows[0][k])]
     if table == "efficiency":
-        value_columns = [k for k in value_columns if k.startswith("mAP")]
+        panels = [k for k in rows[0] if k.startswith(("epoch time (s)", "forward calls", "mAP"))]
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+        for ax, column in zip(axes, panels, strict=True):
+            cells = [parse_cell(r[column]) or (float("nan"), 0.0) for r in rows]
+            ax.bar([str(r["method"]) for r in rows], [c[0] for c in cells], yerr=[c[1] for c in cells], capsize=3,
+                   color=[f"C{i}" for i in range(len(rows))])
+            ax.set_title(column, fontsize=8)
+            ax.tick_params(axis="x", labelsize=7, rotation=20)
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        return fig
+    value_columns = [k for k in rows[0] if k not in ("method", "variant") and "Δ" not in k and parse_cell(rows[0][k])]
     fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(rows) + 2), 4))
     width = 0.8 / len(value_columns)
     low, high = 1.0, 0.0
