@@ -17,7 +17,7 @@ import platform
 from pathlib import Path
 
 import torch
-from harness import interleave, markdown_table, summary, write_results
+from harness import horizontal_bars, interleave, markdown_table, summary, write_results
 
 import gg_augment as gg
 from gg_augment.hashing import sign_codes
@@ -72,18 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads.\n\n"
         f"Command: `python benchmarks/compile_speed.py --device {args.device} --batch {args.batch} --size {args.size}`"
     )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3))
-    ratios = [float(r["eager / compiled"]) for r in rows]
-    ax.barh([r["module"] for r in rows][::-1], ratios[::-1], color=["C2" if v >= 1 else "C3" for v in ratios[::-1]])
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("eager time / compiled time (> 1: compiled faster)")
-    ax.set_title(f"torch.compile on {args.device}", fontsize=9)
-    fig.tight_layout()
+    fig = horizontal_bars([r["module"] for r in rows], [float(r["eager / compiled"]) for r in rows],
+                          "eager time / compiled time (> 1: compiled faster)", f"torch.compile on {args.device}", reference=1.0)
     print(write_results(args.out, "compile_speed", rows, markdown_table(rows, header), fig))
 
 

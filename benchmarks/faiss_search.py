@@ -16,7 +16,7 @@ import platform
 from pathlib import Path
 
 import torch
-from harness import interleave, markdown_table, summary, write_results
+from harness import horizontal_bars, interleave, markdown_table, summary, write_results
 
 from gg_augment.hashing import BinaryCodeIndex, sign_codes
 from gg_augment.metrics import hamming_top_k
@@ -66,16 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}.\n\n"
         f"Command: `python benchmarks/faiss_search.py --queries {args.queries} --database {args.database} --bits {args.bits} --k {args.k}`"
     )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    ax.barh([r["search"] for r in rows], [r["median (ms)"] / 1000 for r in rows], color=["C0", "C1"])
-    ax.set_xlabel("seconds per search of all queries (median)")
-    ax.set_title(f"{args.queries:,} x {args.database:,} codes, {args.bits} bits, top {args.k}", fontsize=9)
-    fig.tight_layout()
+    fig = horizontal_bars([r["search"] for r in rows], [r["median (ms)"] / 1000 for r in rows],
+                          "seconds per search of all queries (median)",
+                          f"{args.queries:,} x {args.database:,} codes, {args.bits} bits, top {args.k}")
     print(write_results(args.out, "faiss_search", rows, markdown_table(rows, header), fig))
 
 

@@ -21,6 +21,7 @@ import torch
 from gg_augment.io import save_figure, write_atomic
 
 __all__ = [
+    "horizontal_bars",
     "interleave",
     "markdown_table",
     "median",
@@ -117,3 +118,24 @@ def write_results(
         save_figure(figure, out_dir / f"{stem}.png")
         plt.close(figure)
     return markdown
+
+
+def horizontal_bars(labels: Sequence[str], values: Sequence[float], xlabel: str, title: str, reference: float | None = None) -> Any:
+    """A horizontal bar chart (first label on top); bars on either side of ``reference`` are
+    green (>=) or red (<), and a vertical line marks it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(labels) + 1.2))
+    if reference is None:
+        colours = [f"C{i}" for i in range(len(values))]
+    else:
+        colours = ["C2" if v >= reference else "C3" for v in values]
+        ax.axvline(reference, color="black", linewidth=0.8)
+    ax.barh(list(labels)[::-1], list(values)[::-1], color=colours[::-1])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
