@@ -103,3 +103,24 @@ def test_attention_focus_reports_lift_per_layer(tmp_path):
     assert "lift" in finished.stdout
     rows = (tmp_path / "attention_focus_small.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[2] == "4x4" and rows[2].split(",")[2] == "8x8"
+
+
+def test_the_main_job_prints_the_study_baseline_for_its_own_setting(tmp_path):
+    import importlib.util
+
+    from gg_augment.training.cli import parse_config
+
+    spec = importlib.util.spec_from_file_location("train_hashing", BENCHMARKS.parent / "examples" / "train_hashing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flags = ["--arch", "small", "--recipe", "fast", "--epochs", "15", "--eval-every", "1", "--eval-train", "1000", "--device", "cpu"]
+    table = tmp_path / "main.json"
+    rows = [{"method": "none", "32 bits": "0.7100 ± 0.0040"}, {"method": "gcut", "32 bits": "0.6950 ± 0.0060"}]
+    table.write_text(json.dumps({"preset": "cpu-scratch", "trainer_flags": flags, "seeds": [0, 1, 2], "rows": rows}))
+    main_job = parse_config("hashing", []).result_config()  # the README's first command, no flags
+    note = module.study_baseline([{"code_length": 32, "map": 0.6939, "config": main_job}], table)
+    assert "this run (gcut, seed 0): 0.6939" in note and "study none" in note and "0.7100 ± 0.0040" in note
+    other = parse_config("hashing", ["--epochs", "3"]).result_config()
+    assert module.study_baseline([{"code_length": 32, "map": 0.5, "config": other}], table).startswith(
+        "No study baseline for this setting (it differs from the cpu-scratch preset in: epochs)"
+    )
