@@ -112,18 +112,33 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: corrupt CIFAR-10 batch: missing key {err.args[0]!r} "
             f"(expected b'data' and b'labels'; found {found})"
         ) from None
-    data = np.asarray(data)
+    try:
+        data = np.asarray(data)
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as err:
+        raise ValueError(
+            f"{path}: corrupt CIFAR-10 batch: data is not an array ({type(err).__name__}: {err})"
+        ) from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
         raise ValueError(
             f"{path}: corrupt CIFAR-10 batch: data must be uint8 (N, {_PIXELS}); "
             f"got {data.dtype} {data.shape}"
         )
     try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as err:
+        raw = np.asarray(labels)
+    except (TypeError, ValueError, OverflowError, RecursionError, MemoryError) as err:
         raise ValueError(
-            f"{path}: corrupt CIFAR-10 batch: labels are not integers ({err})"
-        ) from err
+            f"{path}: corrupt CIFAR-10 batch: labels are not integers ({type(err).__name__}: {err})"
+        ) from None
+    # Cast only what is integral already: np.asarray(..., int64) would truncate 1.5 to 1.
+    integral = raw.dtype.kind in "iu" or (
+        raw.dtype.kind == "f" and bool(np.isfinite(raw).all()) and bool((raw == np.round(raw)).all())
+    )
+    if not integral:
+        sample = raw.ravel()[:3].tolist() if raw.dtype.kind != "O" else "nested or mixed values"
+        raise ValueError(
+            f"{path}: corrupt CIFAR-10 batch: labels are not integers (dtype {raw.dtype}; e.g. {sample})"
+        )
+    labels = raw.astype(np.int64)
     if labels.shape != (data.shape[0],):
         raise ValueError(
             f"{path}: corrupt CIFAR-10 batch: expected {data.shape[0]} labels to match data; "

@@ -11,13 +11,14 @@ for ImageNet-100). The splits are fixed by three list files (train, query, datab
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -58,72 +59,120 @@ IMAGELIST_PRESETS: dict[str, ImageListPreset] = {
 }
 
 
+_LABEL = re.compile(r"\+?[01](\.0*)?")
+_TOKEN = re.compile(r"\S+")
+
+
+def _is_label(token: str) -> bool:
+    # Some lists write labels as floats; accept "1.0" but nothing that is not 0 or 1.
+    return _LABEL.fullmatch(token) is not None
+
+
+def _read_text(path: Path) -> str:
+    """The list's text; UTF-8 with or without a byte-order mark, else an error naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: the list is not UTF-8 text (byte {data[error.start]:#04x} at offset "
+            f"{error.start}); save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _split_line(path: Path, number: int, line: str, width: int | None, where: str) -> tuple[str, list[str]]:
+    """``(image path, label tokens)`` of one non-blank line; the labels are the trailing 0/1
+    tokens, so an image path may contain spaces (unless its last word is itself 0 or 1)."""
+    tokens = list(_TOKEN.finditer(line))
+    count = 0  # trailing label tokens
+    while count < len(tokens) and _is_label(tokens[-1 - count].group()):
+        count += 1
+    count = min(count, len(tokens) - 1)  # the first token is always (part of) the path
+    if len(tokens) == 1:
+        raise ValueError(
+            f"{path}, line {number}: expected an image path followed by a 0/1 label vector; "
+            f"got only {tokens[0].group()!r}"
+        )
+    expected = count if width is None else width
+    if count == expected and count > 0:
+        image = line[tokens[0].start() : tokens[-1 - count].end()]
+        return image, [token.group() for token in tokens[-count:]]
+    if count > expected or len(tokens) - 1 < expected:
+        got = count if count > expected else len(tokens) - 1
+        if where:
+            raise ValueError(f"{path}, line {number}: label vector has {got} entries; expected {expected}{where}")
+        raise ValueError(f"{path}, line {number}: expected {expected} labels per line; got {got}")
+    bad = tokens[-1 - count].group()
+    hint = ""
+    if count:
+        image = line[tokens[0].start() : tokens[-1 - count].end()]
+        hint = f" (or the image path is {image!r} and the line has {count} labels, not {expected})"
+    raise ValueError(f"{path}, line {number}: labels must be 0 or 1; got {bad!r}{hint}")
+
+
 def read_image_list(
     list_file: str | Path, num_classes: int | None = None
 ) -> tuple[list[str], Tensor, list[int]]:
     """Parse and validate a list file.
+
+    Each non-blank line is an image path and then its 0/1 labels, separated by whitespace.
+    The labels are read from the end of the line, so a path may contain spaces, as long as
+    its last space-separated word is not itself ``0`` or ``1``. The file is UTF-8 (a leading
+    byte-order mark is ignored).
 
     Args:
         list_file: Path of the list file.
         num_classes: Expected length of every label vector; ``None`` takes the first line's.
 
     Returns:
-        ``(paths, labels, line_numbers)``: the image path tokens, a float32 0/1 tensor
+        ``(paths, labels, line_numbers)``: the image paths as written, a float32 0/1 tensor
         (N, L), and the 1-based line number of each entry (blank lines are skipped).
 
     Raises:
         FileNotFoundError: If the list file does not exist.
-        ValueError: If the list is empty, or a line (named by number) has no labels, a label
-            other than 0/1, or a label vector whose length differs from the first line's or
-            from ``num_classes``.
+        ValueError: If the list is empty or not UTF-8, or a line (named by number) has no
+            labels, a label other than 0/1, or a label vector whose length differs from the
+            first line's or from ``num_classes``.
     """
     path = require_file(as_path(list_file, "list_file"), "image list file")
     if num_classes is not None:
         num_classes = check_int(num_classes, "num_classes", minimum=1)
     paths: list[str] = []
-    rows: list[list[str]] = []
+    rows: list[list[float]] = []
     line_numbers: list[int] = []
-    width: int | None = None
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            values = tokens[1:]
-            if not values:
-                raise ValueError(
-                    f"{path}, line {number}: expected an image path followed by a 0/1 label "
-                    f"vector; got only {tokens[0]!r}"
-                )
-            if width is None:
-                width = len(values)
-                if num_classes is not None and width != num_classes:
-                    raise ValueError(
-                        f"{path}, line {number}: expected {num_classes} labels per line; "
-                        f"got {width}"
-                    )
-            elif len(values) != width:
-                raise ValueError(
-                    f"{path}, line {number}: label vector has {len(values)} entries; "
-                    f"expected {width} like line {line_numbers[0]}"
-                )
-            bad = next((v for v in values if v not in ("0", "1")), None)
-            # Some lists write labels as floats; accept "1.0" but nothing that is not 0 or 1.
-            if bad is not None:
-                try:
-                    floats = [float(v) for v in values]
-                except ValueError:
-                    floats = None
-                if floats is None or any(f not in (0.0, 1.0) for f in floats):
-                    raise ValueError(f"{path}, line {number}: labels must be 0 or 1; got {bad!r}")
-                values = ["1" if f == 1.0 else "0" for f in floats]
-            paths.append(tokens[0])
-            rows.append(values)
-            line_numbers.append(number)
+    width = num_classes
+    where = ""  # which line fixed the width, once the first line has
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        image, values = _split_line(path, number, line, width, where)
+        if width is None:
+            width, where = len(values), f" like line {number}"
+        paths.append(image)
+        rows.append([1.0 if float(v) == 1.0 else 0.0 for v in values])
+        line_numbers.append(number)
     if not paths:
         raise ValueError(f"{path}: image list is empty; expected one 'path 0 1 ...' line per image")
     labels = torch.from_numpy(np.array(rows, dtype=np.float32))
     return paths, labels, line_numbers
+
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in _SIXTEEN_BIT or (image.mode == "I" and image.format == "PNG"):
+        # PNG stores at most 16 bits; scale 0..65535 onto 0..255 instead of clipping.
+        values = np.asarray(image).astype(np.float32)
+        grey = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("I", "F"):
+        raise ValueError(
+            f"{image.mode!r} ({'32-bit integer' if image.mode == 'I' else 'float'}) images have no "
+            "fixed value range to scale to 8 bits; save them as 8- or 16-bit"
+        )
+    return image.convert("RGB")
 
 
 class ImageListDataset(Dataset):
@@ -212,17 +261,21 @@ class ImageListDataset(Dataset):
         )
 
     def load_image(self, index: int) -> Image.Image:
-        """The RGB PIL image of entry ``index``, before any transform."""
+        """The RGB PIL image of entry ``index``, before any transform.
+
+        8-bit images are converted to RGB as PIL does; 16-bit greyscale images (PNG ``I;16``)
+        are scaled to 8 bits (value / 257), not clipped at 255 as ``convert("RGB")`` would.
+        """
         image_path = self.paths[index]
         try:
             with Image.open(image_path) as image:
-                return image.convert("RGB")
+                return _to_rgb(image)
         except FileNotFoundError:
             raise FileNotFoundError(self._missing_message(index)) from None
-        except (UnidentifiedImageError, OSError) as err:
+        except Exception as err:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError...)
             raise ValueError(
                 f"cannot read image {image_path} (line {self._line_numbers[index]} of "
-                f"{self.list_file}): {err}"
+                f"{self.list_file}): {type(err).__name__}: {err}"
             ) from err
 
     def _default_transform(self, image: Image.Image) -> Tensor:
@@ -241,7 +294,12 @@ class ImageListDataset(Dataset):
         position = canonical_position(index, len(self))
         image = self.load_image(position)
         if self.transform is not None:
-            tensor = check_tensor(self.transform(image), "transform(image)")
+            try:
+                tensor = check_tensor(self.transform(image), "transform(image)")
+            except Exception as err:
+                if hasattr(err, "add_note"):  # Python 3.11+: keep the type, say which image
+                    err.add_note(f"while transforming {self.paths[position]} (line {self._line_numbers[position]} of {self.list_file})")
+                raise
         else:
             tensor = self._default_transform(image)
         return tensor, self.labels[position], position
