@@ -19,6 +19,7 @@ The loop lives in the library (gg_augment.training); this file is its command li
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,21 @@ def study_baseline(results: list[dict[str, Any]], table: Path = STUDY_TABLE) -> 
         cells = {row["method"]: row[column] for row in record["rows"] if column in row}
         if not cells:
             continue
-        lines.append(f"  {column}: this run ({method}, seed {run_config['seed']}): {result['map']:.4f}")
+        # Only the main rank evaluates: another rank's result has map None.
+        value = "not evaluated" if result.get("map") is None else f"{result['map']:.4f}"
+        lines.append(f"  {column}: this run ({method}, seed {run_config['seed']}): {value}")
         lines += [f"    study {name:<12} {cell}" for name, cell in cells.items()]
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    finals = main("hashing", __doc__)
+def print_study_note(finals: list[dict[str, Any]]) -> None:
+    """Print :func:`study_baseline` once: on the main rank (torchrun sets ``RANK``)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     note = study_baseline(finals)
     if note:
         print(note)
+
+
+if __name__ == "__main__":
+    print_study_note(main("hashing", __doc__))
