@@ -83,8 +83,14 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     :func:`remove_stale_temp_files` removes once its writer is gone.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode() if isinstance(data, str) else data
+    if not isinstance(data, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be str or bytes; got {type(data).__name__} (writing {path})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(f"cannot write {path}: {blocker} is a file, not a folder") from None
+    payload = data.encode() if isinstance(data, str) else bytes(data)
     fd, tmp = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.{os.getpid()}@{_host()}.", suffix=".tmp"
     )
@@ -228,6 +234,8 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path} is a folder, not a file") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not text.strip():

@@ -16,7 +16,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice
+from ._checks import check_choice, check_int
 
 __all__ = ["RetrievalNet", "SmallResNet", "build_backbone"]
 
@@ -196,6 +196,7 @@ def build_backbone(
     ``logits=True`` keeps the ImageNet classifier and returns its 1000 logits (the authors'
     hash head is ``Linear(1000 → K)`` on them); only for pretrained CNNs here.
     """
+    in_channels = check_int(in_channels, "in_channels", minimum=1)
     if isinstance(arch, str) and arch.startswith("timm:"):
         if in_channels != 3:
             raise ValueError(f"arch={arch!r} takes 3-channel images; got in_channels={in_channels}")
