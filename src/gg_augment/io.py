@@ -19,16 +19,31 @@ import os
 import pickle
 import re
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-try:  # POSIX; elsewhere the run lock and the temp-file test degrade as documented below
+#: flock exists on POSIX; elsewhere (Windows) the run lock and the temp-file test degrade as
+#: documented on :class:`RunLock` and :func:`remove_stale_temp_files`.
+CAN_LOCK = sys.platform != "win32"
+
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+
+    def _flock(fd: int, *, wait: bool) -> bool:
+        """Take an exclusive flock on ``fd``; False if another holder has it (and not ``wait``)."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+else:  # pragma: no cover
+
+    def _flock(fd: int, *, wait: bool) -> bool:
+        return True
 
 __all__ = [
     "RunFolderBusyError",
@@ -96,15 +111,14 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     )
     closed = False
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # "my writer is alive" for the sweep of another run
+        _flock(fd, wait=True)  # "my writer is alive", for the sweep of another run
         if hasattr(os, "fchmod"):
             os.fchmod(fd, _file_mode())
         view = memoryview(payload)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
-        if fcntl is None:  # Windows cannot rename a file that is still open
+        if not CAN_LOCK:  # Windows cannot rename a file that is still open
             os.close(fd)
             closed = True
         os.replace(tmp, path)
@@ -128,17 +142,14 @@ def _writer_is_gone(temp: Path) -> bool:
             return True
         except (PermissionError, OverflowError):
             return False
-    if fcntl is None:  # pragma: no cover - without flock a foreign writer cannot be told apart
+    if not CAN_LOCK:  # pragma: no cover - without flock a foreign writer cannot be told apart
         return False
     try:
         fd = os.open(temp, os.O_RDONLY)
     except FileNotFoundError:
         return False  # renamed or removed meanwhile
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True  # no writer holds it
-    except BlockingIOError:
-        return False
+        return _flock(fd, wait=False)  # taken: no writer holds it
     finally:
         os.close(fd)
 
@@ -291,7 +302,7 @@ class RunLock:
     operating system drops the lock when the holder dies, so a killed run never leaves a
     stale lock behind; ``release()`` (or leaving the ``with`` block) removes the file.
 
-    Where ``fcntl`` is missing (Windows) the lock is not enforced.
+    Where ``flock`` is missing (Windows) the lock is not enforced.
 
     Examples:
         >>> with RunLock("runs/my-run"):  # doctest: +SKIP
@@ -311,15 +322,13 @@ class RunLock:
         if self._fd is not None:
             raise RuntimeError(f"the lock of {self.folder} is already held by this RunLock")
         check_writable_folder(self.folder)
-        if fcntl is None:  # pragma: no cover
+        if not CAN_LOCK:  # pragma: no cover
             return self
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _flock(fd, wait=False):
                 os.close(fd)
-                raise RunFolderBusyError(self.folder, self._holder()) from None
+                raise RunFolderBusyError(self.folder, self._holder())
             # The previous holder may have removed the file between our open and our lock:
             # then we locked an orphan, and must lock the file that is there now.
             try:
