@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TINY_TRAINER = "--epochs 1 --limit-train 64 --limit-query 20 --limit-database 60 --batch-size 32 --threads 1"
 
 
