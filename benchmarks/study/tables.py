@@ -96,7 +96,8 @@ def gap_table(study: Study) -> Table:
         return Table([], [f"the {study.name} preset does not evaluate training images (no eval_train): no gap table"])
     jobs = {m: study.method_jobs(m) for m in preset.methods}
     study.ensure([j for per_seed_jobs in jobs.values() for j in per_seed_jobs.values()])
-    rows, per = [], {}
+    rows: list[dict[str, Any]] = []
+    per: PerSeed = {}
     for method, per_seed_jobs in jobs.items():
         histories = {seed: [h for h in job.history(bits) if "train_map" in h] for seed, job in per_seed_jobs.items()}
         for epoch in sorted({h["epoch"] for hist in histories.values() for h in hist}):
@@ -169,11 +170,13 @@ def ablation_table(study: Study) -> Table:
 
 def efficiency_table(study: Study) -> Table:
     preset = study.preset
-    names = [m for m in ("standard", "gcut", "gcut-approx") if m in preset.methods]
+    names: list[str] = [m for m in ("standard", "gcut", "gcut-approx") if m in preset.methods]
     jobs = {m: study.method_jobs(m) for m in names}
     study.ensure([j for per_seed_jobs in jobs.values() for j in per_seed_jobs.values()])
     bits = preset.code_lengths[0]
-    rows, per, epoch_means = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    per: PerSeed = {}
+    epoch_means: dict[str, tuple[float, float]] = {}
     for method in names:
         finals = {seed: job.finals()[bits] for seed, job in jobs[method].items()}
         epoch = {s: statistics.fmean(f["epoch_seconds"]) for s, f in finals.items()}
