@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from gg_augment import AttentionCache, GCut, RandomResizedCropFlip, RetrievalNet, SmallResNet, View
 from gg_augment.attention import FeatureMapExtractor
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 GRID = 6
 
