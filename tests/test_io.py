@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gg_augment.io as io_module
 from gg_augment.io import (
     RunFolderBusyError,
     RunLock,
@@ -245,3 +246,14 @@ def test_write_atomic_leaves_no_temp_and_keeps_the_umask_mode(tmp_path):
         os.umask(old)
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+
+
+def test_check_writable_folder_names_a_refused_write(tmp_path, monkeypatch):
+    """As root cannot be refused by permission bits, the refusal itself is simulated."""
+
+    def refused(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(io_module.tempfile, "mkstemp", refused)
+    with pytest.raises(ValueError, match=r"ro is not a writable folder \(Permission denied\)"):
+        check_writable_folder(tmp_path / "ro")
