@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from .dsdh import DSDHSolver, sign_codes
 from .faiss_index import BinaryCodeIndex, pack_codes
+from .search import hamming_top_k
 
-__all__ = ["BinaryCodeIndex", "DSDHSolver", "pack_codes", "sign_codes"]
+__all__ = ["BinaryCodeIndex", "DSDHSolver", "hamming_top_k", "pack_codes", "sign_codes"]
