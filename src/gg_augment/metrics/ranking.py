@@ -24,6 +24,7 @@ top-k (``depth`` below the database size) three engines give that same order:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +52,7 @@ _SAMPLE_STRIDE = 16
 _SAMPLE_MARGIN = 1.25
 
 
+@functools.cache
 def faiss_module() -> Any | None:
     """The faiss module, or None when the extra is not installed."""
     try:
@@ -84,7 +86,13 @@ class Ranking:
     """
 
     def __init__(
-        self, query: Tensor, database: Tensor, metric: str, exclude_self: bool = False, engine: str = "auto"
+        self,
+        query: Tensor,
+        database: Tensor,
+        metric: str,
+        exclude_self: bool = False,
+        engine: str = "auto",
+        faiss_index: Any = None,
     ) -> None:
         self.metric = metric
         self.exclude_self = exclude_self
@@ -101,7 +109,8 @@ class Ranking:
             dtype = torch.promote_types(torch.promote_types(query.dtype, database.dtype), torch.float32)
             self.query = F.normalize(query.to(dtype), dim=1)
             self.database = F.normalize(database.to(dtype), dim=1)
-        self._faiss_index: Any = None
+        # A caller that keeps the database packed in faiss (BinaryCodeIndex) passes it.
+        self._faiss_index: Any = faiss_index
         self._packed_query: np.ndarray | None = None
         self._low: tuple[Tensor, Tensor] | None = None
         if self.engine == "faiss" and (metric != "hamming" or self.device.type != "cpu" or faiss_module() is None):
@@ -236,17 +245,16 @@ class Ranking:
         return faiss_module() is not None
 
     def _faiss_nearest(self, rows: slice, depth: int) -> tuple[Tensor, Tensor]:
-        faiss = faiss_module()
-        assert faiss is not None
         if self._faiss_index is None:
+            faiss = faiss_module()
             packed = pack_bits(self.database)
             self._faiss_index = faiss.IndexBinaryFlat(8 * packed.shape[1])
             # Counting selection: buckets per distance filled in database order, so ties come
             # out by index (the heap would order them arbitrarily).
             self._faiss_index.use_heap = False
             self._faiss_index.add(packed)
+        if self._packed_query is None:
             self._packed_query = pack_bits(self.query)
-        assert self._packed_query is not None
         extra = 1 if self.exclude_self else 0
         found_distances, found = self._faiss_index.search(self._packed_query[rows], depth + extra)
         distances, indices = torch.from_numpy(found_distances).long(), torch.from_numpy(found)
