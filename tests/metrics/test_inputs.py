@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from gg_augment.hashing import sign_codes
-from gg_augment.metrics import mean_average_precision, precision_at_k, precision_recall_curve, recall_at_k
+from gg_augment.metrics import (
+    mean_average_precision,
+    precision_at_k,
+    precision_recall_curve,
+    recall_at_k,
+)
 
 
 def _codes(count, bits=16, seed=0):

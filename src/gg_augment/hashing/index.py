@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .._checks import _shape, check_choice, check_int, check_tensor
 from ..io import save_checkpoint
-from ..metrics.ranking import Ranking, faiss_module
+from ..metrics.ranking import Ranking, faiss_module, require_faiss
 
 __all__ = ["BinaryCodeIndex", "pack_codes"]
 
@@ -86,8 +86,7 @@ class BinaryCodeIndex:
         self.code_length = check_int(code_length, "code_length", minimum=1)
         if approximate is not None:
             check_choice(approximate, "approximate", ("hnsw",))
-            if faiss_module() is None:
-                raise ImportError("BinaryCodeIndex(approximate='hnsw') needs faiss: pip install 'gg-augment[faiss]'")
+            require_faiss("BinaryCodeIndex(approximate='hnsw')")
         self.approximate = approximate
         self.neighbors = check_int(neighbors, "neighbors", minimum=2)
         self.ef_search = check_int(ef_search, "ef_search", minimum=1)
@@ -201,7 +200,7 @@ class BinaryCodeIndex:
 
     def _flat_index(self) -> Any:
         if self._flat is None:
-            faiss = faiss_module()
+            faiss = require_faiss("the faiss engine")
             flat = faiss.IndexBinaryFlat(8 * self.codes.shape[1])
             flat.use_heap = False  # counting selection: ties by insertion order
             flat.add(self.codes.numpy())
@@ -210,7 +209,7 @@ class BinaryCodeIndex:
 
     def _graph_search(self, bits: Tensor, depth: int) -> tuple[Tensor, Tensor]:
         if self._graph is None:
-            faiss = faiss_module()
+            faiss = require_faiss("BinaryCodeIndex(approximate='hnsw')")
             graph = faiss.IndexBinaryHNSW(8 * self.codes.shape[1], self.neighbors)
             graph.add(self.codes.numpy())
             self._graph = graph
@@ -232,7 +231,7 @@ class BinaryCodeIndex:
         if self.approximate is not None and len(self):
             if self._graph is None:
                 self._graph_search(torch.zeros(1, self.code_length, dtype=torch.bool), 1)
-            graph = torch.from_numpy(faiss_module().serialize_index_binary(self._graph).copy())
+            graph = torch.from_numpy(require_faiss().serialize_index_binary(self._graph).copy())
         save_checkpoint(
             {
                 "format": _FORMAT,
@@ -270,5 +269,5 @@ class BinaryCodeIndex:
             raise ValueError(f"{os.fspath(path)}: codes of shape {_shape(codes)} do not fit {ids.shape[0]} ids")
         index.codes, index.ids = codes.contiguous(), ids.to(torch.int64)
         if state["graph"] is not None:
-            index._graph = faiss_module().deserialize_index_binary(state["graph"].numpy())
+            index._graph = require_faiss("loading an HNSW BinaryCodeIndex").deserialize_index_binary(state["graph"].numpy())
         return index

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from .pairwise import RetentionWeightedPairwiseLoss, mined_pairs
-from .parts import RETENTION_RULES, label_similarity, pair_scores, pairwise_likelihood, retention_pair_loss
+from .parts import (
+    RETENTION_RULES,
+    label_similarity,
+    pair_scores,
+    pairwise_likelihood,
+    retention_pair_loss,
+)
 from .triplet import triplet_margin_loss
 
 __all__ = [

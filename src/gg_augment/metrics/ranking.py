@@ -62,6 +62,14 @@ def faiss_module() -> Any | None:
     return faiss
 
 
+def require_faiss(what: str = "this") -> Any:
+    """The faiss module, or an ImportError naming the extra."""
+    faiss = faiss_module()
+    if faiss is None:
+        raise ImportError(f"{what} needs faiss: pip install 'gg-augment[faiss]'")
+    return faiss
+
+
 def pack_bits(codes: Tensor) -> np.ndarray:
     """(N, K) codes -> (N, ceil(K/8)) uint8, bit set where the code is > 0 (zero-padded)."""
     return np.packbits((codes.detach() > 0).cpu().numpy(), axis=1)
@@ -246,7 +254,7 @@ class Ranking:
 
     def _faiss_nearest(self, rows: slice, depth: int) -> tuple[Tensor, Tensor]:
         if self._faiss_index is None:
-            faiss = faiss_module()
+            faiss = require_faiss("engine='faiss'")
             packed = pack_bits(self.database)
             self._faiss_index = faiss.IndexBinaryFlat(8 * packed.shape[1])
             # Counting selection: buckets per distance filled in database order, so ties come
