@@ -14,8 +14,9 @@ The search for serving, :func:`~gg_augment.hashing.hamming_top_k`, lives beside
 
 from __future__ import annotations
 
-from typing import Any
-
+# hamming_top_k moved beside BinaryCodeIndex (gg_augment.hashing.search); the two packages
+# import only each other's submodules, so either can be imported first.
+from ..hashing.search import hamming_top_k
 from .curve import precision_recall_curve
 from .ranked import mean_average_precision, precision_at_k, recall_at_k
 
@@ -27,12 +28,3 @@ __all__ = [
     "recall_at_k",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # hamming_top_k moved to gg_augment.hashing.search; imported lazily, as hashing imports
-    # this package's ranking engine.
-    if name == "hamming_top_k":
-        from ..hashing.search import hamming_top_k
-
-        return hamming_top_k
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
