@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     closer = torch.sort(torch.where(our_distances < kth, our_ids, -1), dim=1).values
     if not torch.equal(closer, torch.sort(torch.where(faiss_distances < kth, ids[faiss_positions], -1), dim=1).values):
         raise SystemExit("faiss and ours disagree on the ids closer than the k-th distance: nothing timed")
-    graph_ids = graph.search(query, args.k)[1]
+    graph_distances, graph_ids = graph.search(query, args.k)
     graph_recall = recall(graph_ids, our_ids)
+    # Random codes tie a lot at the k-th distance; a result as close as the k-th is as good.
+    distance_recall = float((graph_distances <= kth).float().mean())
 
     times = interleave(
         {
@@ -98,13 +100,14 @@ def main(argv: list[str] | None = None) -> None:
             "search": name, "median (ms)": median, "q1 (ms)": q1, "q3 (ms)": q3,
             "queries/s": args.queries / (median / 1000), "time / faiss flat": f"{median / base:.3f}",
             f"recall@{args.k}": f"{graph_recall:.4f}" if "hnsw" in name else "1 (exact)",
+            "within k-th distance": f"{distance_recall:.4f}" if "hnsw" in name else "1 (exact)",
         })
     header = (
         f"# Serving {args.bits}-bit codes: {args.queries:,} queries x {args.database:,} codes, top {args.k}\n\n"
         f"Median of {args.repeats} round-robin repeats, {args.threads} thread(s) for torch and faiss. The exact searches "
         f"agree (same distances; ours identical to each other, ties by insertion order). HNSW: M = {args.neighbors}, "
         f"efSearch = {args.ef_search}, built once in {build_s:.2f} s (not timed), recall@{args.k} against the exact "
-        f"search {graph_recall:.4f}. {platform.machine()}, torch {torch.__version__}, faiss {faiss.__version__}.\n\n"
+        f"search {graph_recall:.4f} (by ids; {distance_recall:.4f} of its results lie within the exact k-th distance). {platform.machine()}, torch {torch.__version__}, faiss {faiss.__version__}.\n\n"
         f"Command: `OMP_NUM_THREADS={args.threads} python benchmarks/faiss_search.py --queries {args.queries} "
         f"--database {args.database} --bits {args.bits} --k {args.k} --threads {args.threads}`"
     )

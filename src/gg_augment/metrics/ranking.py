@@ -17,7 +17,8 @@ top-k (``depth`` below the database size) three engines give that same order:
   columns, the candidates at or above it, and an exact top-k of the keys
   ``distance · N + index`` over those few; a query with too few candidates falls back to the
   full key top-k;
-* ``"torch"`` elsewhere (CUDA): the full key top-k, one ``addmm`` and one ``topk``, no host sync.
+* ``"torch"`` elsewhere (CUDA, or under ``torch.compile``): the full key top-k, one ``addmm``
+  and one ``topk``, no host sync.
 
 ``engine="auto"`` picks faiss when it applies, else torch.
 """
@@ -164,9 +165,11 @@ class Ranking:
 
     def nearest(self, rows: slice, depth: int) -> tuple[Tensor, Tensor]:
         """Hamming ``(distances, indices)``, (c, depth) int64, in (distance, index) order."""
-        if depth < self.num_database and self._use_faiss():
+        # Under torch.compile only the key path traces into one graph (no numpy, no nonzero).
+        compiling = torch.compiler.is_compiling()
+        if depth < self.num_database and not compiling and self._use_faiss():
             return self._faiss_nearest(rows, depth)
-        if depth * 8 <= self.num_database and self.device.type == "cpu" and self.engine != "faiss":
+        if depth * 8 <= self.num_database and self.device.type == "cpu" and self.engine != "faiss" and not compiling:
             parts = [
                 self._candidate_nearest(slice(start, min(start + _CANDIDATE_ROWS, rows.stop)), depth)
                 for start in range(rows.start, rows.stop, _CANDIDATE_ROWS)
