@@ -70,3 +70,27 @@ def test_loss_and_bank_update_make_no_host_sync_without_validation(rule):
         loss.backward()
     assert calls == []
     assert torch.isfinite(loss.detach()).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_loss_and_bank_update_make_no_cuda_sync_without_validation():
+    device = torch.device("cuda")
+    generator = torch.Generator(device).manual_seed(0)
+    solver = DSDHSolver(num_train=40, code_length=16, num_classes=4, device=device, generator=generator, validate_args=False)
+    solver.set_labels(torch.arange(40, device=device) % 4)
+    loss_fn = RetentionWeightedPairwiseLoss(quantization_weight=0.01, add_in_batch=True, validate_args=False)
+    outputs = torch.tanh(torch.randn(8, 16, device=device, generator=generator, requires_grad=True))
+    index = torch.tensor([3, 7, 1, 0, 12, 39, 22, 5], device=device)
+    weight = torch.rand(8, device=device, generator=generator)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        solver.update_outputs(index, outputs)
+        bank, bank_labels = solver.bank()
+        loss = loss_fn(
+            outputs, bank_labels[index], weight, bank=bank.index_put((index,), outputs), bank_labels=bank_labels,
+            binary_targets=solver.targets(index),
+        )
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
