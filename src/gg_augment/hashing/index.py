@@ -195,7 +195,7 @@ class BinaryCodeIndex:
         # The packed database is reused by faiss: no repacking per search.
         flat = self._flat_index() if faiss_module() is not None else None
         ranking = Ranking(query, self._database, "hamming", faiss_index=flat)
-        parts = [ranking.nearest(rows, depth) for rows in ranking.blocks(ranking.chunk_size(depth, None))]
+        parts = [ranking.nearest(rows, depth) for rows in ranking.blocks(ranking.chunk_size(depth, None, full_rows=False))]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def _flat_index(self) -> Any:

@@ -40,6 +40,6 @@ def hamming_top_k(
     query, database, _ = check_vectors(query, database, "hamming", validate_args)
     ranking = Ranking(query, database, "hamming", engine=engine)
     depth = check_depth(check_int(k, "k", minimum=1), ranking.num_candidates)
-    parts = [ranking.nearest(rows, depth) for rows in ranking.blocks(ranking.chunk_size(depth, check_chunk_size(chunk_size)))]
+    parts = [ranking.nearest(rows, depth) for rows in ranking.blocks(ranking.chunk_size(depth, check_chunk_size(chunk_size), full_rows=False))]
     distances = torch.cat([part[0] for part in parts]).to(query.device)
     return distances, torch.cat([part[1] for part in parts]).to(query.device)

@@ -46,7 +46,7 @@ def _prepare(
 
 def ranked_hits(ranking: Ranking, relevance: Relevance, depth: int, chunk_size: int | None) -> Iterator[Tensor]:
     """Per block of queries: (c, depth) float32 relevance in ranked order (0 or 1)."""
-    for rows in ranking.blocks(ranking.chunk_size(depth, chunk_size)):
+    for rows in ranking.blocks(ranking.chunk_size(depth, chunk_size, full_rows=relevance.multi_label)):
         yield relevance.ranked(rows, ranking.order(rows, depth)).to(torch.float32)
 
 

@@ -133,12 +133,17 @@ class Ranking:
         """How many database items each query can retrieve."""
         return self.num_database - 1 if self.exclude_self else self.num_database
 
-    def chunk_size(self, depth: int, chunk_size: int | None) -> int:
+    def chunk_size(self, depth: int, chunk_size: int | None, full_rows: bool = True) -> int:
+        """Queries per block: ``chunk_size``, or as many as fit the work budget. ``full_rows``:
+        the caller builds its own (rows, N) tensors per block (multi-hot relevance)."""
         if chunk_size is not None:
             return min(chunk_size, self.num_queries)
         # Per query row: distance (4-8 B), key or sort values (8 B), sort/topk indices (8 B),
         # relevance (4 B) over the database, plus a handful of float32 rows over the depth.
         per_row = 32 * self.num_database + 40 * depth
+        if not full_rows and depth < self.num_database and self._use_faiss():
+            # faiss keeps no (rows, N) work, only the results: few calls take them all.
+            per_row = 48 * depth
         return max(1, min(self.num_queries, _WORK_BUDGET_BYTES // per_row))
 
     def blocks(self, chunk_size: int) -> Iterator[slice]:
