@@ -5,7 +5,7 @@ Random ±1 codes (the search cost does not depend on what the codes mean): ``--q
 ``--repeats``) on ``--threads`` threads for torch and faiss alike:
 
 - ``faiss IndexBinaryFlat``: faiss's exhaustive index with its default heap search;
-- ``BinaryCodeIndex exact``: ours (the faiss counting selection when installed), with ids;
+- ``BinaryCodeIndex exact``: ours (on faiss's IndexBinaryFlat when installed), with ids;
 - ``hamming_top_k (torch)``: the pure-torch engine;
 - ``BinaryCodeIndex hnsw``: faiss's ``IndexBinaryHNSW`` graph (built once, not timed), with
   its recall@k against the exact search.

@@ -6,7 +6,7 @@ must give the identical mAP (checked bit for bit before anything is reported; th
 is also checked on a few queries against a per-query stable sort). Candidates:
 
 - ``ours (auto)``: :func:`~gg_augment.metrics.mean_average_precision` as users call it (faiss's
-  counting selection as the engine when faiss is installed);
+  ``IndexBinaryFlat`` as the engine when faiss is installed: heap up to depth 32, else counting);
 - ``ours (torch)``: the pure-torch engine (``engine="torch"``);
 - ``before``: the previous engine, one key ``addmm`` and a full-row ``topk`` per block;
 - ``faiss flat (heap)``: faiss ``IndexBinaryFlat`` with its default heap search, then the AP;

@@ -202,7 +202,6 @@ class BinaryCodeIndex:
         if self._flat is None:
             faiss = require_faiss("the faiss engine")
             flat = faiss.IndexBinaryFlat(8 * self.codes.shape[1])
-            flat.use_heap = False  # counting selection: ties by insertion order
             flat.add(self.codes.numpy())
             self._flat = flat
         return self._flat

@@ -9,9 +9,9 @@ No labels here (relevance lives in :mod:`.relevance`). Two distances:
 The order is always (distance, database index) ascending, whatever the engine. For a Hamming
 top-k (``depth`` below the database size) three engines give that same order:
 
-* ``"faiss"`` (CPU, the ``faiss`` extra installed): ``IndexBinaryFlat`` on packed bits with
-  its counting selection (``use_heap=False``), which fills per-distance buckets in database
-  order, so ties come out by index;
+* ``"faiss"`` (CPU, the ``faiss`` extra installed): ``IndexBinaryFlat`` on packed bits; its
+  counting selection fills per-distance buckets in database order, its heap (short lists)
+  admits only strictly closer items and sorts equal distances by id, so ties come out by index;
 * ``"torch"`` on CPU: similarities in a reduced precision that is still exact for ±1 sums
   (bf16 up to K = 256, fp16 up to 2048), a threshold estimated on a strided sample of the
   columns, the candidates at or above it, and an exact top-k of the keys
@@ -51,6 +51,9 @@ _FLOAT32_EXACT = 2**24
 _CANDIDATE_ROWS = 16
 _SAMPLE_STRIDE = 16
 _SAMPLE_MARGIN = 1.25
+
+# faiss's heap selection up to this depth, its counting selection beyond (measured, 1 thread).
+_FAISS_HEAP_DEPTH = 32
 
 
 @functools.cache
@@ -265,10 +268,12 @@ class Ranking:
             faiss = require_faiss("engine='faiss'")
             packed = pack_bits(self.database)
             self._faiss_index = faiss.IndexBinaryFlat(8 * packed.shape[1])
-            # Counting selection: buckets per distance filled in database order, so ties come
-            # out by index (the heap would order them arbitrarily).
-            self._faiss_index.use_heap = False
             self._faiss_index.add(packed)
+        # Both faiss selections give the (distance, index) order: the counting one fills its
+        # per-distance buckets in database order; the heap admits only strictly closer items
+        # while scanning in order and breaks equal distances by id when it sorts (tests check
+        # both on tie-heavy codes). The heap is faster for a short list, counting for a long.
+        self._faiss_index.use_heap = depth + 1 <= _FAISS_HEAP_DEPTH
         if self._packed_query is None:
             self._packed_query = pack_bits(self.query)
         extra = 1 if self.exclude_self else 0
