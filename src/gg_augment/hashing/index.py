@@ -73,6 +73,7 @@ class BinaryCodeIndex:
         ef_search: the HNSW search breadth (higher: better recall, slower).
 
     Examples:
+        >>> from gg_augment.hashing import sign_codes
         >>> index = BinaryCodeIndex(64)
         >>> index.add(sign_codes(torch.randn(100, 64)), ids=torch.arange(1000, 1100))
         >>> distances, ids = index.search(sign_codes(torch.randn(3, 64)), k=5)
