@@ -84,3 +84,13 @@ def test_engine_is_checked():
         hamming_top_k(codes, codes, k=2, engine="gpu")
     with pytest.raises(ValueError, match="engine='faiss' needs metric='hamming'"):
         mean_average_precision(codes, codes, torch.arange(4), torch.arange(4), metric="cosine", engine="faiss")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_cpu_candidate_path_is_exact_in_every_similarity_dtype(monkeypatch, dtype):
+    # Machines without bf16 kernels compute the similarities in fp16 or fp32.
+    monkeypatch.setattr(ranking_module, "_similarity_dtype", lambda device, code_length: dtype)
+    query, database = _codes(24, 32, 7), _codes(2500, 32, 8)
+    distances, indices = hamming_top_k(query, database, k=60, engine="torch")
+    expected = _reference(query, database, 60)
+    assert torch.equal(distances, expected[0]) and torch.equal(indices, expected[1])
