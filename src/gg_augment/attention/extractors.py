@@ -180,12 +180,7 @@ class AttentionExtractor:
             return
         if x.device != weight.device:
             raise ValueError(f"x must be on the model's device ({weight.device}) for the attention pass; got {x.device}")
-        conv = _first_conv(self.model)
-        if conv is not None and x.ndim == 4 and x.shape[1] != conv.in_channels:
-            raise ValueError(
-                f"x has {x.shape[1]} channel(s) but {type(self.model).__name__} takes {conv.in_channels} "
-                f"(its first convolution) in the attention pass; got x of shape {tuple(x.shape)}"
-            )
+
         autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
         if x.dtype != weight.dtype and not autocast:
             raise TypeError(
@@ -209,6 +204,16 @@ class AttentionExtractor:
                 self.model(x)
         except _StopForward:
             pass
+        except RuntimeError as error:
+            # Explained only after the model refused it, so an unusual model is never refused
+            # by a guess about its first layer.
+            conv = _first_conv(self.model)
+            if conv is not None and x.ndim == 4 and x.shape[1] != conv.in_channels:
+                raise ValueError(
+                    f"x has {x.shape[1]} channel(s) but {type(self.model).__name__} takes {conv.in_channels} "
+                    f"(its first convolution) in the attention pass; got x of shape {tuple(x.shape)}"
+                ) from error
+            raise
         finally:
             handle.remove()
         if not captured:
