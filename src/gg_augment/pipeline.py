@@ -163,7 +163,7 @@ class RetentionPipeline(nn.Module):
                 "written. Use `batch = pipeline.augment(x, index)` and `with pipeline.recording(batch): "
                 "model(batch.images)`",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,  # the caller of pipeline(...), past nn.Module.__call__
             )
         batch = self.augment(x, index)
         return batch.images, batch.weight

@@ -225,7 +225,7 @@ class GCut(RetentionAugmentation):
                 "the extra pass). Use RetentionPipeline.augment(...) and `with pipeline.recording(batch):` "
                 "around the training forward",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # the caller of gcut(...), past nn.Module.__call__ and forward
             )
         return {"attention": self.compute_attention(x, context.get("attention"), context.get("view"))}
 
