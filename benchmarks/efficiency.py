@@ -132,8 +132,10 @@ def build_variant(name: str, base: nn.Module, settings: Settings, device: torch.
 
 
 def train_step(variant: Variant, images: Tensor, labels: Tensor, index: Tensor, loss_fn: nn.Module) -> None:
-    x_aug, weight = variant.pipeline(images.index_select(0, index), index)
-    loss = loss_fn(variant.model(x_aug), labels.index_select(0, index), weight)
+    batch = variant.pipeline.augment(images.index_select(0, index), index)
+    with variant.pipeline.recording(batch):  # writes the approximate G_cut's cache
+        outputs = variant.model(batch.images)
+    loss = loss_fn(outputs, labels.index_select(0, index), batch.weight)
     variant.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     variant.optimizer.step()
