@@ -60,7 +60,7 @@ def _cached_gcut(**call):
 # (id, call, exception type, a regex the message must match: it names the argument)
 API_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     # augmentations: configuration
-    ("GT sigma <= 0", lambda: gg.GT(sigma=0), ValueError, r"sigma must lie in \(0"),
+    ("GT sigma <= 0", lambda: gg.GT(sigma=0), ValueError, r"sigma must lie in \[0.001, 10\]"),
     ("GT max_shift > 1", lambda: gg.GT(max_shift=1.5), ValueError, r"max_shift must lie in \(0, 1\]"),
     ("GT fill unknown", lambda: gg.GT(fill="blue"), ValueError, r"fill must be one of \['random', 'reflect'\]"),
     ("GT fill wrong type", lambda: gg.GT(fill=[0.0]), TypeError, r"fill must be 'random', 'reflect' or a float"),
