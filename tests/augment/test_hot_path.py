@@ -11,7 +11,13 @@ import pytest
 import torch
 
 import gg_augment as gg
-from gg_augment._checks import check_attention, check_image_batch, check_index, check_retention, check_view_boxes
+from gg_augment._checks import (
+    check_attention,
+    check_image_batch,
+    check_index,
+    check_retention,
+    check_view_boxes,
+)
 from gg_augment.functional import cut_cells, translate, upsample_cells
 
 from ..conftest import make_generator
