@@ -221,3 +221,24 @@ def test_export_is_refused_with_what_to_do(make):
         pytest.importorskip("onnxscript")
         with pytest.raises(RuntimeError, match=r"Export the model alone"):
             torch.onnx.export(make(), (x,), io.BytesIO())
+
+
+def test_hot_path_benchmark_writes_its_ratios(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    finished = subprocess.run(
+        [sys.executable, "hot_path.py", "--batch", "4", "--size", "16", "--grid", "4", "--repeats", "2", "--out", str(tmp_path)],
+        cwd=benchmarks, capture_output=True, text=True,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    import csv
+
+    rows = {row["variant"]: row for row in csv.DictReader((tmp_path / "hot_path.csv").open())}
+    assert float(rows["copy (x.clone())"]["x_copy"]) == 1.0
+    assert rows["GT, validation off"]["host_reads_per_call"] == "0" and rows["GT"]["host_reads_per_call"] == "1"
+    assert (tmp_path / "hot_path.png").stat().st_size > 0
+    assert "GT / copy <= 5" in (tmp_path / "hot_path_targets.md").read_text()
