@@ -337,20 +337,20 @@ def robustness_table(study: Study) -> tuple[list[dict[str, Any]], list[str]]:
     jobs = {m: study.method_jobs(m) for m in preset.methods}
     study.ensure([j for per_seed in jobs.values() for j in per_seed.values()])
     rows = []
-    data: dict[str, Any] | None = None
+    data: Any = None  # the trainer's RunData, loaded once
     scores: dict[str, dict[float, dict[int, float]]] = {}
     for method, per_seed in jobs.items():
         for seed, job in per_seed.items():
             config = job.config().validate().resolved()
             if data is None:
                 data = load_data(config)  # the trainer's own split, limits and base transform
-            model = build_model(config, bits, data["query_images"].shape[1]).to(config.device)
+            model = build_model(config, bits, data.query.channels).to(config.device)
             model.load_state_dict(load_checkpoint(RunLayout.of(config).checkpoint(bits), ("model",))["model"])
             device = torch.device(config.device)
-            database = sign_codes(encode(model, data["database_images"], device))  # once per model
-            query_labels, database_labels = data["query_labels"].to(device), data["database_labels"].to(device)
+            database = sign_codes(encode(model, data.database.images, device))  # once per model
+            query_labels, database_labels = data.query.labels.to(device), data.database.labels.to(device)
             for area in (0.0, *ERASED_AREAS):
-                queries = data["query_images"] if area == 0.0 else erase_queries(data["query_images"], area, seed)
+                queries = data.query.images if area == 0.0 else erase_queries(data.query.images, area, seed)
                 codes = sign_codes(encode(model, queries, device))
                 value = float(mean_average_precision(codes, database, query_labels, database_labels, k=config.topk))
                 scores.setdefault(method, {}).setdefault(area, {})[seed] = value
