@@ -628,11 +628,7 @@ def dry_run(study: Study) -> None:
 
 def parse_config_unchecked(argv: list[str]) -> TrainConfig:
     """Flags to a configuration without :meth:`TrainConfig.validate` (whose data and device checks need the machine)."""
-    from gg_augment.training.cli import build_parser
-
-    args = build_parser("hashing").parse_args(argv)
-    values = {k: v for k, v in vars(args).items() if k != "no_progress"}
-    return TrainConfig(mode="hashing", progress=not args.no_progress, **values)
+    return parse_config("hashing", argv, check=False)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from gg_augment.training import RunLayout, TrainConfig, run
 from gg_augment.training.cli import main, parse_config
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TINY = ["--limit-train", "96", "--limit-query", "40", "--limit-database", "160", "--batch-size", "32", "--no-progress", "--threads", "1"]
 
 
@@ -97,9 +97,9 @@ def test_bad_command_lines_are_rejected(argv, message, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--epochs", "0"], "argument --epochs: must be an integer >= 1; got 0"),
+        (["--epochs", "0"], "argument --epochs: must be an int >= 1; got 0"),
         (["--data", "cifar10"], "argument --data-root: is needed with data='cifar10'"),
-        (["--batch-size", "1"], "argument --batch-size: must be an integer >= 2"),
+        (["--batch-size", "1"], "argument --batch-size: must be an int >= 2"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_flag(argv, message, capsys):

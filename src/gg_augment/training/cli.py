@@ -61,12 +61,13 @@ def _flag_error(parser: argparse.ArgumentParser, error: ConfigError) -> NoReturn
     parser.error(f"argument {flag_of(error.field)}: {error.detail}")
 
 
-def parse_config(mode: str, argv: list[str] | None = None, description: str | None = None) -> TrainConfig:
-    """Parse trainer flags into a checked :class:`TrainConfig` (exits 2 on a bad flag)."""
+def parse_config(mode: str, argv: list[str] | None = None, description: str | None = None, *, check: bool = True) -> TrainConfig:
+    """Parse trainer flags into a :class:`TrainConfig`, checked unless ``check=False`` (whose
+    data and device checks need the machine); exits 2 on a bad flag."""
     parser = build_parser(mode, description)
     config = TrainConfig(mode=mode, **vars(parser.parse_args(argv)))
     try:
-        return config.validate()
+        return config.validate() if check else config
     except ConfigError as error:
         _flag_error(parser, error)
 

@@ -164,12 +164,11 @@ class Trainer:
     def train_step(self, images: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         """Augment, forward, loss, update; return the loss and the batch's weights."""
         images = images.to(self.device, non_blocking=True)
-        index = index.to(self.device)
         # Efficiency figure for the final record: training forward calls per step (the exact
         # G_cut's extra attention pass shows as 2).
         with self.model.register_forward_pre_hook(self._count_forward):
             outputs, weight = self._augmented_forward(images, index)
-        loss = self.objective(outputs, weight, index)
+        loss = self.objective(outputs, weight, index.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -179,8 +178,9 @@ class Trainer:
         return loss, weight
 
     def _augmented_forward(self, images: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-        """The one place the augmentation hands its batch to the training forward."""
-        x_aug, weight = self.pipeline(images, index)
+        """The one place the augmentation hands its batch to the training forward: the model's
+        outputs on the augmented images, and their loss weights. ``index``: the loader's."""
+        x_aug, weight = self.pipeline(images, index.to(self.device))
         return self.train_model(x_aug), weight
 
     def _count_forward(self, _module: nn.Module, _inputs: Any) -> None:
