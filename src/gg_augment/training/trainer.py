@@ -179,9 +179,13 @@ class Trainer:
 
     def _augmented_forward(self, images: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         """The one place the augmentation hands its batch to the training forward: the model's
-        outputs on the augmented images, and their loss weights. ``index``: the loader's."""
-        x_aug, weight = self.pipeline(images, index.to(self.device))
-        return self.train_model(x_aug), weight
+        outputs on the augmented images, and their loss weights. ``index``: the loader's CPU
+        tensor (a cached G_cut decides its warm-up from it without reading the device); the
+        recording writes the attention cache from this forward (a no-op without a cache)."""
+        batch = self.pipeline.augment(images, index)
+        with self.pipeline.recording(batch):
+            outputs = self.train_model(batch.images)
+        return outputs, batch.weight
 
     def _count_forward(self, _module: nn.Module, _inputs: Any) -> None:
         self.forward_calls += 1
