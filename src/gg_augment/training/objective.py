@@ -57,8 +57,10 @@ class HashingObjective:
         self.targets = one_hot_labels(labels, num_classes).to(device)
 
     def __call__(self, outputs: Tensor, weight: Tensor, index: Tensor) -> Tensor:
-        # Every rank keeps the full bank U: gather what all ranks just computed.
-        self.solver.update_outputs(all_gather_cat(index, self.ctx), all_gather_cat(outputs.detach(), self.ctx))
+        written, values = index, outputs.detach()
+        if self.ctx.enabled:  # every rank keeps the full bank U: gather what all ranks just computed
+            written, values = all_gather_cat(written, self.ctx), all_gather_cat(values, self.ctx)
+        self.solver.update_outputs(written, values)
         bank, bank_labels = self.solver.bank()
         if self.live_rows:
             bank = bank.index_put((index,), outputs)
