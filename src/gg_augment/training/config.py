@@ -198,8 +198,9 @@ class TrainConfig:
         # Accept what JSON and users hand over: strings for paths, lists for code lengths.
         if isinstance(self.out, str):
             self.out = Path(self.out)
-        if isinstance(self.data_root, str):
-            self.data_root = Path(self.data_root)
+        if isinstance(self.data_root, (str, Path)):
+            # One folder spelled relative or absolute (or through a link) is one configuration.
+            self.data_root = Path(self.data_root).expanduser().resolve()
         if isinstance(self.code_lengths, list):
             self.code_lengths = tuple(self.code_lengths)
 

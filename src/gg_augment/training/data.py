@@ -215,13 +215,12 @@ def make_loader(dataset: Any, config: TrainConfig, *, batch_sampler: Sampler[lis
 def _take(dataset: Any, limit: int) -> tuple[Tensor, Tensor]:
     if hasattr(dataset, "tensors"):
         images, labels = dataset.tensors
-    else:
-        # Image-list datasets load lazily: stack them once (the examples keep data in memory).
-        items = [dataset[i] for i in range(len(dataset))]
-        images = torch.stack([item[0] for item in items])
-        labels = torch.stack([torch.as_tensor(item[1]) for item in items])
-    if limit:
-        images, labels = images[:limit], labels[:limit]
+        return (images[:limit], labels[:limit]) if limit else (images, labels)
+    # Image-list datasets load lazily: decode the first ``limit`` items (all for 0) once.
+    count = min(limit, len(dataset)) if limit else len(dataset)
+    items = [dataset[i] for i in range(count)]
+    images = torch.stack([item[0] for item in items])
+    labels = torch.stack([torch.as_tensor(item[1]) for item in items])
     return images, labels
 
 

@@ -2,6 +2,8 @@
 
 ::
 
+    <out>/<tag>/config.json                       the configuration, written at the start
+    <out>/<tag>/.run.lock                         held while a run writes the folder
     <out>/<tag>/results.md, results.json          the run's table and summary
     <out>/<tag>/<bits|dim><K>/checkpoint.pt       per code length: last epoch's state
     <out>/<tag>/<bits|dim><K>/metrics.jsonl       one JSON line per epoch
@@ -15,9 +17,11 @@ the numbers: two configurations never share a folder (a σ sweep gets one folder
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import io
 from .config import TrainConfig
 
 __all__ = ["RunLayout", "run_tag"]
@@ -66,18 +70,32 @@ class RunLayout:
         return self.directory / "results.json"
 
     def remove_stale_temp_files(self, code_length: int) -> list[Path]:
-        """Delete temp files that a killed write of this run left behind; return them.
+        """Delete the temp files a killed write of this run left behind; return them.
 
-        :func:`gg_augment.io.write_atomic` names its temp files ``.<name>.<random>.tmp`` beside
-        the target; a process killed mid-write cannot remove its own.
+        Only files whose writer is gone (:func:`gg_augment.io.remove_stale_temp_files`): a temp
+        file another live process is about to rename is left alone.
         """
-        removed = []
-        for folder in (self.directory, self.code_directory(code_length)):
-            if folder.is_dir():
-                for path in folder.glob(".*.tmp"):
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
-        return removed
+        return [path for folder in (self.directory, self.code_directory(code_length)) for path in io.remove_stale_temp_files(folder)]
+
+    @property
+    def config_json(self) -> Path:
+        return self.directory / "config.json"
+
+    def write_config(self, config: TrainConfig) -> None:
+        """Record the run's configuration (what the folder's hash stands for) at its start."""
+        io.write_atomic(self.config_json, json.dumps(config.result_config(), indent=2, sort_keys=True))
+
+    def describe_others(self, config: TrainConfig) -> list[str]:
+        """``"<folder> (key: theirs -> this run's, ...)"`` for each :meth:`other_configurations`."""
+        described = []
+        for folder in self.other_configurations():
+            try:
+                stored = io.read_json(folder / "config.json", "run configuration")
+                differences = ", ".join(config.differences(stored)) or "no setting"
+            except (OSError, ValueError):
+                differences = "settings not recorded"
+            described.append(f"{folder.name} ({differences})")
+        return described
 
     def other_configurations(self) -> list[Path]:
         """Run folders beside this one with the same readable tag but another configuration."""

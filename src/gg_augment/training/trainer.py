@@ -19,6 +19,7 @@ states are in the checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -36,6 +37,7 @@ from .distributed import Distributed, setup_distributed
 from .evaluation import evaluate
 from .layout import RunLayout
 from .objective import build_objective
+from .preflight import check_after_data, check_before_data, diverged
 from .report import epoch_line, final_record, write_history, write_results
 
 try:  # tqdm is in the "examples" extra; without it the run still works, just quieter
@@ -146,16 +148,24 @@ class Trainer:
         total_weight = torch.zeros((), device=self.device)
         lr = self.optimizer.param_groups[0]["lr"]
         for images, index in batches:
-            loss, weight = self.train_step(images, index)
+            try:
+                loss, weight = self.train_step(images, index)
+            except ValueError as error:  # the loss's own check, while validation is on
+                if str(error).startswith("outputs must be finite"):
+                    raise diverged(self.config, epoch + 1, f"the network's outputs: {error}") from None
+                raise
             total_loss += loss.detach()
             total_weight += weight.detach().float().mean()
+        mean_loss = float(total_loss) / max(1, num_batches)
+        if not math.isfinite(mean_loss):  # checked before the solver and cache take the epoch in
+            raise diverged(self.config, epoch + 1, f"mean loss {mean_loss}")
         self.scheduler.step()
         self.objective.end_epoch()
         if self.cache is not None and self.ctx.enabled:
             self.cache.sync()
         return {
             "epoch": epoch + 1,
-            "loss": float(total_loss) / max(1, num_batches),
+            "loss": mean_loss,
             "mean_weight": float(total_weight) / max(1, num_batches),
             "epoch_seconds": time.perf_counter() - started,
             "lr": lr,
@@ -202,16 +212,17 @@ def train_one(config: TrainConfig, code_length: int, data: RunData, ctx: Distrib
     """Train one code length; return its final record (or ``stopped_after``). A finished
     run with ``resume`` returns its stored record."""
     layout = RunLayout.of(config)
-    layout.remove_stale_temp_files(code_length)
+    if ctx.is_main:
+        layout.remove_stale_temp_files(code_length)
     final_path, checkpoint_path = layout.final(code_length), layout.checkpoint(code_length)
     if config.resume and final_path.is_file():
-        result: dict[str, Any] = json.loads(final_path.read_text())
+        result: dict[str, Any] = io.read_json(final_path, "final record")
         refuse_changed_config(config, result.get("config", {}), final_path)
         if ctx.is_main:
             print(f"[{code_length}] already finished: {final_path}")
         return result
     if config.resume and not checkpoint_path.is_file() and ctx.is_main:
-        others = ", ".join(p.name for p in layout.other_configurations()) or "none"
+        others = "; ".join(layout.describe_others(config)) or "none"
         print(
             f"[{code_length}] --resume: no checkpoint of this configuration at {checkpoint_path}; starting "
             f"from scratch (same tag, other configurations: {others})",
@@ -224,16 +235,33 @@ def run(config: TrainConfig) -> list[dict[str, Any]]:
     """Train every code length of ``config``; write the results table; return the finals.
 
     Raises:
-        ConfigError: a configuration value is out of range (checked before any data loads).
+        ConfigError: a configuration value is out of range, or does not fit the model
+            (checked before any data loads), or the data (checked right after it loads);
+            another process writes the run folder; or training diverged.
     """
     config = config.validate().resolved()
+    check_before_data(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     ctx = setup_distributed(torch.device(config.device))
-    data = load_data(config)
-    results = [train_one(config, code_length, data, ctx) for code_length in config.code_lengths]
-    if ctx.is_main and all("map" in r for r in results):
-        write_results(config, results, data.split_info)
+    layout = RunLayout.of(config)
+    # One writer per run folder: the main rank holds its lock for the whole run.
+    lock = io.RunLock(layout.directory)
+    if ctx.is_main:
+        try:
+            lock.acquire()
+        except io.RunFolderBusyError as error:
+            raise ConfigError("out", str(error)) from None
+    try:
+        if ctx.is_main:
+            layout.write_config(config)
+        data = load_data(config)
+        check_after_data(config, data)
+        results = [train_one(config, code_length, data, ctx) for code_length in config.code_lengths]
+        if ctx.is_main and all("map" in r for r in results):
+            write_results(config, results, data.split_info)
+    finally:
+        lock.release()
     if ctx.enabled:
         dist.destroy_process_group()
     return results
