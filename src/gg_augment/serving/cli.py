@@ -169,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv[:1] == ["train"]:
+        if argv[1:2] in (["-h"], ["--help"]):
+            print("usage: gg-augment train {hashing,real} [trainer flags]; gg-augment train hashing --help lists them")
+            return 0
         if len(argv) < 2 or argv[1] not in _TRAIN_MODES:
             got = repr(argv[1]) if len(argv) > 1 else "nothing"
             parser.error(f"argument train: mode must be one of {list(_TRAIN_MODES)}; got {got}")
