@@ -7,7 +7,13 @@ import torch
 
 L = pytest.importorskip("lightning")
 
-from gg_augment import GT, RetentionPipeline, RetentionWeightedPairwiseLoss, RetrievalNet, build_backbone  # noqa: E402
+from gg_augment import (  # noqa: E402
+    GT,
+    RetentionPipeline,
+    RetentionWeightedPairwiseLoss,
+    RetrievalNet,
+    build_backbone,
+)
 from gg_augment.callbacks import RetentionAugmentCallback  # noqa: E402
 from gg_augment.data import load_embedded  # noqa: E402
 

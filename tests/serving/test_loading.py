@@ -93,3 +93,12 @@ def test_bad_sources_and_inputs_fail_with_named_errors(tiny_run, tmp_path):
         trained.encode(torch.zeros(2, 3, 28, 28))
     with pytest.raises(TypeError, match="float"):
         trained.encode(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_split_images_are_the_runs_own_images(tiny_run):
+    trained = load_trained_model(tiny_run)
+    images, labels = trained.split_images("query", limit=5)
+    expected_images, expected_labels = load_embedded("query", image_size=32).tensors
+    assert torch.equal(images, expected_images[:5]) and torch.equal(labels, expected_labels[:5])
+    with pytest.raises(ValueError, match="split"):
+        trained.split_images("validation")

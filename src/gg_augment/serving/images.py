@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "load_images"]
+__all__ = ["IMAGE_SUFFIXES", "centre_crop", "list_images", "load_images"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -62,7 +62,7 @@ def _resize(image: Tensor, size: int) -> Tensor:
     return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)[0]
 
 
-def _centre_crop(images: Tensor, size: int) -> Tensor:
+def centre_crop(images: Tensor, size: int) -> Tensor:
     """The ``paper`` recipe's base transform: resize to size·256/224, then the centre crop."""
     resized = round(size * 256 / 224)
     images = F.interpolate(images, size=(resized, resized), mode="bilinear", align_corners=False, antialias=True)
@@ -84,5 +84,5 @@ def load_images(paths: Sequence[str | os.PathLike[str]], config: Any, split: dic
         return torch.empty(0, channels, config.image_size, config.image_size)
     images = torch.stack([_resize(_read(Path(p), channels).float().div_(255.0), config.image_size) for p in paths])
     if config.settings().base_transform == "flip":
-        images = _centre_crop(images, config.image_size)
+        images = centre_crop(images, config.image_size)
     return images.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))

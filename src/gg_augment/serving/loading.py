@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_int, check_tensor
+from .._checks import check_choice, check_int, check_tensor
 from ..hashing import sign_codes
 from ..io import load_checkpoint, save_checkpoint, write_atomic
 from ..models import RetrievalNet, build_backbone
 from ..training.config import TrainConfig
-from .images import list_images, load_images
+from .images import centre_crop, list_images, load_images
 
 __all__ = ["EXPORT_FORMAT", "TrainedModel", "load_trained_model", "rebuild", "save_model"]
 
@@ -92,6 +92,37 @@ class TrainedModel:
         parts = [self.model(images[i : i + batch_size].to(device)) for i in range(0, images.shape[0], batch_size)]
         outputs = torch.cat(parts) if parts else torch.empty(0, self.code_length, device=device)
         return sign_codes(outputs) if self.hashing else outputs
+
+    def split_images(self, split: str = "query", limit: int = 0) -> tuple[Tensor, Tensor]:
+        """``(images, labels)`` of one of the run's own splits, prepared as the run saw them
+        (the first ``limit``; 0 for all): embedded data, CIFAR-10 or the image lists."""
+        from .. import data
+
+        check_choice(split, "split", ("query", "train", "database"))
+        limit = check_int(limit, "limit", minimum=0)
+        config = self.config
+        if config.data == "embedded":
+            splits: Any = data.load_embedded(image_size=config.image_size, channels=self.channels)
+        elif config.data_root is None:
+            raise ValueError(f"the run's data {config.data!r} needs its data_root; the stored config has none")
+        elif config.data == "cifar10":
+            splits = data.load_cifar10(config.data_root, num_query=config.num_query, num_train=config.num_train,
+                                       database=config.database, seed=config.seed)
+        else:
+            root = config.data_root
+            preset = None if config.imagelist_preset == "auto" else config.imagelist_preset
+            splits = data.load_imagelist(root, root / "train.txt", root / "query.txt", root / "database.txt",
+                                         preset=preset, image_size=config.image_size)
+        dataset = getattr(splits, split)
+        count = min(limit or len(dataset), len(dataset))
+        if hasattr(dataset, "tensors"):
+            images, labels = (t[:count] for t in dataset.tensors)
+        else:  # image lists load lazily
+            items = [dataset[i] for i in range(count)]
+            images, labels = torch.stack([i[0] for i in items]), torch.stack([torch.as_tensor(i[1]) for i in items])
+        if config.settings().base_transform == "flip":
+            images = centre_crop(images, config.image_size)
+        return images, labels
 
     def load_images(self, paths: Sequence[str | os.PathLike[str]]) -> Tensor:
         """Image files as the run's training images: resized, scaled and normalised."""
@@ -190,13 +221,14 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]
     raise ValueError(f"{path} is neither a trainer checkpoint nor a gg-augment model export (keys {sorted(stored)})")
 
 
-def rebuild(config: TrainConfig, code_length: int, channels: int = 3) -> RetrievalNet:
-    """The run's untrained network: its backbone, head placement and code length.
+def rebuild(config: TrainConfig, code_length: int, channels: int = 3, *, pretrained: bool = False) -> RetrievalNet:
+    """The run's network, untrained: its backbone, head placement and code length.
 
-    Pretrained weights are not fetched: the trained weights replace them.
+    ``pretrained=True`` loads the backbone's ImageNet weights (the frozen attention model of
+    ``attention_model="imagenet"``); otherwise none are fetched, as trained weights replace them.
     """
     logits = config.settings().head == "logits" and config.arch != "small"
-    backbone, width = build_backbone(config.arch, False, config.image_size, channels, logits=logits)
+    backbone, width = build_backbone(config.arch, pretrained, config.image_size, channels, logits=logits)
     return RetrievalNet(backbone, width, code_length, hashing=config.hashing)
 
 
