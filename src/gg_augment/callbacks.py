@@ -25,7 +25,7 @@ from typing import Any
 try:
     from lightning.pytorch.callbacks import Callback
 except ImportError as error:  # pragma: no cover - exercised without the extra
-    raise ImportError(f"gg_augment.callbacks needs Lightning: pip install 'gg-augment[lightning]'; {error}") from error
+    raise ImportError(f"gg_augment.callbacks needs Lightning (extra 'lightning'): pip install lightning; {error}") from error
 
 from .pipeline import RetentionPipeline
 

@@ -12,7 +12,7 @@ import io
 import os
 import socket
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import torch
@@ -168,8 +168,8 @@ def _timm(name: str, pretrained: bool, image_size: int, logits: bool) -> tuple[n
         raise ImportError(f"arch='timm:{name}' needs timm: pip install timm; {error}") from error
     if not timm.is_model(name):
         raise ValueError(f"arch='timm:{name}': timm has no model {name!r}")
-    kwargs = {"img_size": image_size} if "vit" in name or "deit" in name else {}
-    offline = contextlib.nullcontext()
+    kwargs: dict[str, Any] = {"img_size": image_size} if "vit" in name or "deit" in name else {}
+    offline: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if pretrained:
         # Decide before the hub client runs: offline, it retries for about a minute and then
         # raises a long chain of errors. Cached weights load in offline mode (no round trip).

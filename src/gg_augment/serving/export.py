@@ -68,7 +68,7 @@ def export_onnx(trained: TrainedModel, path: str | os.PathLike[str], opset_versi
     try:
         import onnx
     except ImportError as error:
-        raise ImportError(f"ONNX export needs the onnx extra: pip install 'gg-augment[onnx]'; {error}") from error
+        raise ImportError(f"ONNX export needs onnx and onnxscript (extra 'onnx'): pip install onnx onnxscript; {error}") from error
     path = Path(path)
     encoder = CodeEncoder(trained.model, trained.hashing).eval()
     batch = torch.export.Dim("batch", min=1)

@@ -153,7 +153,7 @@ def save_model(loaded: TrainedModel, path: str | os.PathLike[str]) -> Path:
     ``*.safetensors`` uses the ``safetensors`` package (extra ``safetensors``), the
     configuration in its metadata; any other name is a ``torch.save`` file of plain
     dicts, lists, numbers and tensors, which ``torch.load(..., weights_only=True)`` reads.
-    Either is about a quarter of the trainer's checkpoint and loads with
+    Either is about a third of the trainer's checkpoint and loads with
     :func:`load_trained_model`.
     """
     path = Path(path)
@@ -162,7 +162,7 @@ def save_model(loaded: TrainedModel, path: str | os.PathLike[str]) -> Path:
         try:
             from safetensors.torch import save
         except ImportError as error:
-            raise ImportError(f"saving {path.name} needs safetensors: pip install 'gg-augment[safetensors]'; {error}") from error
+            raise ImportError(f"saving {path.name} needs safetensors (extra 'safetensors'): pip install safetensors; {error}") from error
         write_atomic(path, save(state, metadata={"gg_augment": json.dumps(info)}))
     else:
         save_checkpoint({**info, "state_dict": state}, path)
@@ -205,7 +205,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]
         try:
             from safetensors import safe_open
         except ImportError as error:
-            raise ImportError(f"reading {path.name} needs safetensors: pip install 'gg-augment[safetensors]'; {error}") from error
+            raise ImportError(f"reading {path.name} needs safetensors (extra 'safetensors'): pip install safetensors; {error}") from error
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             state = {key: handle.get_tensor(key) for key in handle.keys()}
