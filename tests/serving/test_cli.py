@@ -75,9 +75,32 @@ def test_a_trainer_flag_error_keeps_the_trainers_one_line_and_exit_code_2(capsys
     assert err.count("\n") == 1 and "--epochs" in err
 
 
-def test_index_refuses_real_valued_codes_in_one_line(tmp_path, capsys):
-    np.savez(tmp_path / "real.npz", codes=np.zeros((2, 8), np.float32), names=np.array(["a", "b"]),
-             hashing=np.array(False), code_length=np.array(8))
-    assert main(["index", str(tmp_path / "real.npz"), "--out", str(tmp_path / "i")]) == 1
+def test_a_real_valued_run_is_indexed_and_searched_by_cosine(tmp_path, train_pngs, capsys):
+    from gg_augment.training.cli import main as train
+
+    from .conftest import TINY_RUN
+
+    train("real", argv=[*TINY_RUN, "--out", str(tmp_path / "real")])
+    folder = str(train_pngs[0].parent)
+    assert main(["encode", str(tmp_path / "real"), folder, "--out", str(tmp_path / "codes.npz")]) == 0
+    with np.load(tmp_path / "codes.npz") as archive:
+        embeddings = archive["codes"]
+    assert embeddings.dtype == np.float32 and embeddings.shape == (len(train_pngs), 16)
+    assert main(["index", str(tmp_path / "codes.npz"), "--out", str(tmp_path / "real.index")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "real"), str(tmp_path / "real.index"), folder, "--k", "2"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    firsts = [r for r in rows if r["rank"] == 1]
+    assert [r["name"] for r in firsts] == [r["query"] for r in firsts]  # each image finds itself first
+    assert all(abs(r["distance"]) < 1e-5 for r in firsts)
+    assert all(r["distance"] > 0 for r in rows if r["rank"] == 2)
+
+
+def test_a_model_and_an_index_of_different_kinds_are_refused_in_one_line(tiny_run, train_pngs, tmp_path, capsys):
+    np.savez(tmp_path / "real.npz", codes=np.ones((2, 16), np.float32), names=np.array(["a", "b"]),
+             hashing=np.array(False), code_length=np.array(16))
+    assert main(["index", str(tmp_path / "real.npz"), "--out", str(tmp_path / "real.index")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tiny_run), str(tmp_path / "real.index"), str(train_pngs[0])]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "real-valued" in err
+    assert err.count("\n") == 1 and "real-valued embeddings, but the model makes hash codes" in err

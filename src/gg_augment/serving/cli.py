@@ -68,11 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--batch-size", type=_positive, default=256)
     encode.add_argument("--device", default="cpu")
 
-    index = commands.add_parser("index", help="codes file -> saved Hamming index (needs faiss)")
+    index = commands.add_parser("index", help="codes file -> saved index: Hamming (hash codes, needs faiss) or cosine")
     index.add_argument("codes", type=_existing, help="codes file written by 'encode'")
     index.add_argument("--out", type=Path, required=True, help="index file to write")
 
-    search = commands.add_parser("search", help="query images -> top-k ids and Hamming distances")
+    search = commands.add_parser("search", help="query images -> top-k ids and distances (Hamming, or 1 - cosine)")
     search.add_argument("model", type=_existing, help=model_help)
     search.add_argument("index", type=_existing, help="index file written by 'index'")
     search.add_argument("images", type=_existing, help="folder of query images or image list file")
@@ -104,26 +104,56 @@ def _encode(args: argparse.Namespace) -> None:
     print(f"encoded {len(paths)} images to {trained.code_length} {kind}: {args.out}")
 
 
-def _read_codes(path: Path) -> tuple[np.ndarray, list[str]]:
+def _read_codes(path: Path) -> tuple[np.ndarray, list[str], bool]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             codes, names, hashing = archive["codes"], [str(n) for n in archive["names"]], bool(archive["hashing"])
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"codes: {path} is not a codes file written by 'gg-augment encode' ({error})") from error
-    if not hashing:
-        raise ValueError(f"codes: {path} holds real-valued embeddings; the index serves hash codes (train with 'train hashing')")
-    return codes, names
+    return codes, names, hashing
 
 
 def _index(args: argparse.Namespace) -> None:
-    from ..hashing import BinaryCodeIndex
+    codes, names, hashing = _read_codes(args.codes)
+    if hashing:
+        from ..hashing import BinaryCodeIndex
 
-    codes, names = _read_codes(args.codes)
-    index = BinaryCodeIndex(codes.shape[1])
-    index.add(torch.from_numpy(codes), ids=torch.arange(len(codes)))
-    index.save(args.out)
+        index = BinaryCodeIndex(codes.shape[1])
+        index.add(torch.from_numpy(codes), ids=torch.arange(len(codes)))
+        index.save(args.out)
+    else:  # embeddings: exact cosine search, unit rows stored once
+        unit = torch.nn.functional.normalize(torch.from_numpy(codes).float(), dim=1)
+        buffer = io.BytesIO()
+        np.savez(buffer, cosine_index=unit.numpy())
+        write_atomic(args.out, buffer.getvalue())
     write_atomic(_names_path(args.out), json.dumps(names))
-    print(f"indexed {len(codes)} codes of {codes.shape[1]} bits: {args.out}")
+    kind = "bits (Hamming)" if hashing else "dimensions (cosine)"
+    print(f"indexed {len(codes)} codes of {codes.shape[1]} {kind}: {args.out}")
+
+
+def _cosine_index(path: Path) -> torch.Tensor | None:
+    """The unit embeddings of a cosine index file, or None for a Hamming index."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return torch.from_numpy(archive["cosine_index"]) if "cosine_index" in archive.files else None
+    except (OSError, ValueError):
+        return None
+
+
+def _nearest(trained: Any, index_path: Path, codes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances, ids) of the ``k`` nearest: Hamming for hash codes, 1 - cosine otherwise."""
+    unit = _cosine_index(index_path)
+    if trained.hashing:
+        if unit is not None:
+            raise ValueError(f"index: {index_path} holds real-valued embeddings, but the model makes hash codes")
+        from ..hashing import BinaryCodeIndex
+
+        return BinaryCodeIndex.load(index_path).search(codes > 0, k)
+    if unit is None:
+        raise ValueError(f"index: {index_path} is a Hamming index, but the model makes real-valued embeddings")
+    similarity = torch.nn.functional.normalize(codes.float(), dim=1) @ unit.T
+    top, ids = similarity.topk(min(k, unit.shape[0]), dim=1)
+    return (1.0 - top).clamp_min(0.0), ids
 
 
 def _rows(query_names: list[str], distances: torch.Tensor, ids: torch.Tensor, names: list[str]) -> list[dict[str, Any]]:
@@ -133,22 +163,19 @@ def _rows(query_names: list[str], distances: torch.Tensor, ids: torch.Tensor, na
             if found < 0:  # faiss pads with -1 when the index holds fewer than k codes
                 continue
             name = names[found] if 0 <= found < len(names) else ""
+            distance = round(distance, 6) if isinstance(distance, float) else distance
             rows.append({"query": query, "rank": rank, "id": found, "distance": distance, "name": name})
     return rows
 
 
 def _search(args: argparse.Namespace) -> None:
-    from ..hashing import BinaryCodeIndex
     from .loading import load_trained_model
 
     trained = load_trained_model(args.model, code_length=args.code_length, device=args.device)
-    if not trained.hashing:
-        raise ValueError(f"model: {trained.source} is a real-valued model; search serves hash codes")
-    index = BinaryCodeIndex.load(args.index)
     names_file = _names_path(args.index)
     names = json.loads(names_file.read_text()) if names_file.is_file() else []
     codes, paths = trained.encode_files(args.images, batch_size=args.batch_size)
-    distances, ids = index.search(codes > 0, args.k)
+    distances, ids = _nearest(trained, args.index, codes, args.k)
     rows = _rows([str(p) for p in paths], distances.cpu(), ids.cpu(), names)
     if args.format == "json":
         text = json.dumps(rows, indent=1) + "\n"
