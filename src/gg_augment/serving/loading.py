@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -22,8 +22,10 @@ from .._checks import check_choice, check_int, check_tensor
 from ..hashing import sign_codes
 from ..io import load_checkpoint, save_checkpoint, write_atomic
 from ..models import RetrievalNet, build_backbone
-from ..training.config import TrainConfig
 from .images import centre_crop, list_images, load_images
+
+if TYPE_CHECKING:  # the training layer loads when a model does, not with gg_augment
+    from ..training import TrainConfig
 
 __all__ = ["EXPORT_FORMAT", "TrainedModel", "load_trained_model", "rebuild", "save_model"]
 
@@ -262,6 +264,8 @@ def load_trained_model(
     stored_length = int(stored.get("code_length", 0))
     if code_length is not None and stored_length != code_length:
         raise ValueError(f"code_length: {path} holds a {stored_length}-long model, not {code_length}")
+    from ..training import TrainConfig
+
     names = {f.name for f in fields(TrainConfig)}
     config = replace(TrainConfig(**{k: v for k, v in stored.items() if k in names}), device=str(device))
     channels = int(split.get("channels", 3))
