@@ -57,6 +57,8 @@ def test_encode_index_search_finds_each_training_image_at_distance_zero(tiny_run
         (["search", ".", ".", ".", "--k", "-1"], "argument --k"),
         (["index", "/no/such/codes.npz", "--out", "i"], "argument codes: no such file"),
         (["serve"], "argument command"),
+        (["encode", ".", ".", "--out", "c.npz", "--device", "tpu"], "argument --device"),
+        (["export", "."], "argument export: give at least one"),
     ],
 )
 def test_a_bad_flag_is_one_line_and_exit_code_2(argv, flag, capsys):
@@ -104,3 +106,21 @@ def test_a_model_and_an_index_of_different_kinds_are_refused_in_one_line(tiny_ru
     assert main(["search", str(tiny_run), str(tmp_path / "real.index"), str(train_pngs[0])]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "real-valued embeddings, but the model makes hash codes" in err
+
+
+def test_export_writes_a_model_file_an_onnx_file_and_a_program(tiny_run, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    import torch
+
+    from gg_augment.data import load_embedded
+    from gg_augment.serving import load_trained_model
+
+    argv = ["export", str(tiny_run), "--model-file", str(tmp_path / "model.pt"),
+            "--onnx", str(tmp_path / "encoder.onnx"), "--program", str(tmp_path / "encoder.pt2")]
+    assert main(argv) == 0
+    images = load_embedded("query", image_size=32).tensors[0][:8]
+    expected = load_trained_model(tiny_run).encode(images)
+    assert torch.equal(load_trained_model(tmp_path / "model.pt").encode(images), expected)
+    assert torch.equal(torch.export.load(tmp_path / "encoder.pt2").module()(images), expected)
+    assert (tmp_path / "encoder.onnx").stat().st_size > 0

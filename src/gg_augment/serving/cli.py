@@ -6,6 +6,7 @@
     gg-augment encode runs/hashing images/ --out codes.npz       # a folder or an image list
     gg-augment index codes.npz --out codes.index
     gg-augment search runs/hashing codes.index queries/ --k 10 --format csv
+    gg-augment export runs/hashing --model-file model.pt --onnx encoder.onnx
 
 A bad flag is one line on stderr and exit code 2, before any model or image loads.
 """
@@ -53,6 +54,18 @@ def _existing(text: str) -> Path:
     return path
 
 
+def _device(text: str) -> str:
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        raise argparse.ArgumentTypeError(f"expected a torch device such as cpu or cuda:0; got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}, but CUDA is not available here; use cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected cpu or a CUDA device; got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="gg-augment", description="Gain from Give Up: train, encode, index, search.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -66,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--out", type=Path, required=True, help="codes file to write (.npz)")
     encode.add_argument("--code-length", type=_positive, help="pick this code length from a run with several")
     encode.add_argument("--batch-size", type=_positive, default=256)
-    encode.add_argument("--device", default="cpu")
+    encode.add_argument("--device", type=_device, default="cpu")
 
     index = commands.add_parser("index", help="codes file -> saved index: Hamming (hash codes, needs faiss) or cosine")
     index.add_argument("codes", type=_existing, help="codes file written by 'encode'")
@@ -81,7 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--out", type=Path, help="file to write (default: standard output)")
     search.add_argument("--code-length", type=_positive)
     search.add_argument("--batch-size", type=_positive, default=256)
-    search.add_argument("--device", default="cpu")
+    search.add_argument("--device", type=_device, default="cpu")
+
+    export = commands.add_parser("export", help="model-only file, ONNX and/or torch.export program")
+    export.add_argument("model", type=_existing, help=model_help)
+    export.add_argument("--model-file", type=Path, help="weights + configuration (.pt, or .safetensors)")
+    export.add_argument("--onnx", type=Path, help="ONNX file of the encoder (extra onnx)")
+    export.add_argument("--program", type=Path, help="torch.export program of the encoder (.pt2)")
+    export.add_argument("--code-length", type=_positive)
     return parser
 
 
@@ -191,6 +211,20 @@ def _search(args: argparse.Namespace) -> None:
         write_atomic(args.out, text)
 
 
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_onnx, export_program
+    from .loading import load_trained_model, save_model
+
+    trained = load_trained_model(args.model, code_length=args.code_length)
+    if args.model_file is not None:
+        print(f"model file: {save_model(trained, args.model_file)}")
+    if args.onnx is not None:
+        print(f"ONNX: {export_onnx(trained, args.onnx)}")
+    if args.program is not None:
+        export_program(trained, args.program)
+        print(f"torch.export program: {args.program}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gg-augment``; returns the exit code (2 for a bad flag, 1 for a failure)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -207,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_main(argv[1], argv=argv[2:])
         return 0
     args = parser.parse_args(argv)
-    handlers = {"encode": _encode, "index": _index, "search": _search}
+    if args.command == "export" and not (args.model_file or args.onnx or args.program):
+        parser.error("argument export: give at least one of --model-file, --onnx, --program")
+    handlers = {"encode": _encode, "index": _index, "search": _search, "export": _export}
     try:
         handlers[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as error:
