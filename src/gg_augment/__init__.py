@@ -13,6 +13,7 @@ from .attention import (
     AttentionExtractor,
     AttentionSource,
     CachedAttention,
+    CacheRecorder,
     CallableAttention,
     FeatureMapExtractor,
     ForwardAttention,
@@ -25,7 +26,7 @@ from .attention import (
 from .augment import GT, GCut, PerSample, RandomErasingRetention, RandomResizedCropFlip
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
-from .pipeline import RetentionPipeline
+from .pipeline import AugmentedBatch, RetentionPipeline
 from .retention import SemanticRetention
 from .serving import TrainedModel, load_trained_model
 from .view import View
@@ -38,6 +39,8 @@ __all__ = [
     "PerSample",
     "AttentionExtractor",
     "AttentionSource",
+    "AugmentedBatch",
+    "CacheRecorder",
     "CachedAttention",
     "CallableAttention",
     "FeatureMapExtractor",

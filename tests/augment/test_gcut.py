@@ -14,7 +14,7 @@ from torch import nn
 from gg_augment import GCut
 from gg_augment.functional import attention_to_grid, candidate_cells, cut_cells, upsample_cells
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 
 def _peaked_attention(batch: int, grid: int, device, seed: int = 0) -> torch.Tensor:

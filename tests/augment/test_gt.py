@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gg_augment import GT
 from gg_augment.functional import gt, gt_retention, translate
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 
 def _discrete_truncated_normal(std: float, bound: int) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """The bad-input audit, as tests: each case must end in a ValueError/TypeError (or, for the
 command line, one line and exit code 2) that names the argument. Nothing silent, nothing
-obscure. ``python -m pytest tests/test_bad_inputs.py -q`` re-runs the audit."""
+obscure. ``python -m pytest tests/contract/test_bad_inputs.py -q`` re-runs the audit."""
 
 from __future__ import annotations
 
