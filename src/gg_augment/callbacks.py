@@ -13,12 +13,16 @@ same object::
 
     trainer = L.Trainer(callbacks=[RetentionAugmentCallback(pipeline)])
 
-In a plain loop the pipeline is the hook: ``x_aug, weight = pipeline(x, index)``.
-Validation and prediction batches are left alone.
+With an approximate (cached) G_cut the callback also holds the pipeline's recording open
+from the batch's start until the backward pass, so the training forward writes the cache as
+:meth:`~gg_augment.RetentionPipeline.recording` asks. In a plain loop the pipeline is the
+hook: ``batch = pipeline.augment(x, index)``, then ``with pipeline.recording(batch):
+model(batch.images)``. Validation and prediction batches are left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -59,6 +63,7 @@ class RetentionAugmentCallback(Callback):
                 raise TypeError(f"{name} must be a non-empty str; got {key!r}")
         self.pipeline = pipeline
         self.image_key, self.index_key, self.weight_key = image_key, index_key, weight_key
+        self._recording = contextlib.ExitStack()
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if not isinstance(batch, MutableMapping):
@@ -68,7 +73,19 @@ class RetentionAugmentCallback(Callback):
             )
         if self.image_key not in batch:
             raise KeyError(f"the batch has no {self.image_key!r} entry (image_key); keys: {sorted(batch)}")
+        self._recording.close()  # a step that never reached backward (manual optimisation)
         self.pipeline.to(batch[self.image_key].device)
-        images, weight = self.pipeline(batch[self.image_key], batch.get(self.index_key))
-        batch[self.image_key] = images
-        batch[self.weight_key] = weight
+        augmented = self.pipeline.augment(batch[self.image_key], batch.get(self.index_key))
+        batch[self.image_key] = augmented.images
+        batch[self.weight_key] = augmented.weight
+        # A cached G_cut writes its cache from the training forward: record until backward.
+        self._recording.enter_context(self.pipeline.recording(augmented))
+
+    def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
+        self._recording.close()
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._recording.close()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._recording.close()

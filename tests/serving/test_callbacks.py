@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ L = pytest.importorskip("lightning")
 
 from gg_augment import (  # noqa: E402
     GT,
+    AttentionCache,
+    GCut,
     RetentionPipeline,
     RetentionWeightedPairwiseLoss,
     RetrievalNet,
@@ -62,6 +66,23 @@ def test_a_lightning_trainer_trains_on_the_augmented_images_and_their_weights():
         assert weight.shape == (16,) and bool(((weight > 0) & (weight <= 1)).all())
         assert bool((weight < 1).any())  # retention reached the loss
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_a_cached_gcut_fills_its_cache_from_the_lightning_training_forward():
+    images, labels = load_embedded("train", image_size=32).tensors
+    images, labels = images[:48], labels[:48]
+    loader = torch.utils.data.DataLoader(_Dicts(images, labels), batch_size=16, shuffle=False)
+    module = _Module()
+    cache = AttentionCache(len(labels), grid_size=4)
+    gcut = GCut(module.model, cache=cache, grid_size=4, generator=torch.Generator().manual_seed(0))
+    trainer = L.Trainer(max_steps=3, callbacks=[RetentionAugmentCallback(RetentionPipeline(gcut))],
+                        accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*records nothing.*")
+        trainer.fit(module, loader)
+    assert bool(cache.seen.all())  # every sample's map was written by a training forward
+    assert len(module.seen) == 3
 
 
 def test_the_callback_refuses_batches_it_cannot_rewrite_in_place():
