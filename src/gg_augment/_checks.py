@@ -28,6 +28,7 @@ __all__ = [
     "check_index",
     "check_int",
     "check_labels",
+    "check_multi_hot",
     "check_positive",
     "check_range",
     "check_retention",
@@ -304,3 +305,22 @@ def check_int(value: object, name: str, minimum: int | None = None) -> int:
     if minimum is not None and out < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}; got {out}")
     return out
+
+
+def check_multi_hot(labels: Tensor, name: str) -> None:
+    """The one rule for multi-hot values, shared by the losses and the metrics: each entry is
+    0 (absent) or 1 (present); bool tensors qualify. A host-syncing value check.
+
+    -1 is refused rather than read: some toolkits mean "absent" by it, others "unknown", and
+    a rule that counted any non-zero entry as present would read it as "present".
+    """
+    if labels.ndim != 2 or labels.dtype == torch.bool or not labels.numel():
+        return
+    bad = (labels != 0) & (labels != 1)
+    if bool(bad.any()):
+        example = labels[bad][0].item()
+        raise ValueError(
+            f"{name} multi-hot must hold only 0 (absent) and 1 (present); got {int(bad.sum())} "
+            f"other value(s), e.g. {example!r}. Map -1 (absent) with labels.clamp_min(0); "
+            "NaN marks nothing and must be removed"
+        )
