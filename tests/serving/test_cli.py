@@ -13,7 +13,6 @@ from gg_augment.serving.cli import main
 
 
 def test_encode_index_search_finds_each_training_image_at_distance_zero(tiny_run, train_pngs, tmp_path, capsys):
-    pytest.importorskip("faiss")
     folder = train_pngs[0].parent
     assert main(["encode", str(tiny_run), str(folder), "--out", str(tmp_path / "codes.npz")]) == 0
     with np.load(tmp_path / "codes.npz") as archive:
@@ -124,3 +123,17 @@ def test_export_writes_a_model_file_an_onnx_file_and_a_program(tiny_run, tmp_pat
     assert torch.equal(load_trained_model(tmp_path / "model.pt").encode(images), expected)
     assert torch.equal(torch.export.load(tmp_path / "encoder.pt2").module()(images), expected)
     assert (tmp_path / "encoder.onnx").stat().st_size > 0
+
+
+def test_an_hnsw_index_serves_the_search_when_asked_for(tiny_run, train_pngs, tmp_path, capsys):
+    pytest.importorskip("faiss")
+    folder = str(train_pngs[0].parent)
+    assert main(["encode", str(tiny_run), folder, "--out", str(tmp_path / "codes.npz")]) == 0
+    assert main(["index", str(tmp_path / "codes.npz"), "--out", str(tmp_path / "hnsw.index"), "--approximate", "hnsw"]) == 0
+    from gg_augment.hashing import BinaryCodeIndex
+
+    assert BinaryCodeIndex.load(tmp_path / "hnsw.index").approximate == "hnsw"
+    capsys.readouterr()
+    assert main(["search", str(tiny_run), str(tmp_path / "hnsw.index"), str(train_pngs[0]), "--k", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5 and rows[0]["distance"] == 0

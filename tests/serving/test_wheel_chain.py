@@ -11,8 +11,6 @@ import sysconfig
 import venv
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 WRITE_PNGS = """
@@ -27,7 +25,6 @@ for i in range(40):
 
 
 def test_the_installed_wheel_trains_encodes_indexes_and_finds_each_image_itself(tmp_path):
-    pytest.importorskip("faiss")
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
@@ -39,7 +36,7 @@ def test_the_installed_wheel_trains_encodes_indexes_and_finds_each_image_itself(
     python = env_dir / "bin" / "python"
     target = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                             capture_output=True, text=True, check=True).stdout.strip()
-    # Lend this environment's torch, numpy and faiss (no download); gg_augment comes from the wheel.
+    # Lend this environment's torch and numpy (no download); gg_augment comes from the wheel.
     lent = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(target) / "lent-torch.pth").write_text("\n".join(sorted(lent)) + "\n")
     # --ignore-installed: a gg-augment visible through the lent path (an editable checkout) must

@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--batch-size", type=_positive, default=256)
     encode.add_argument("--device", type=_device, default="cpu")
 
-    index = commands.add_parser("index", help="codes file -> saved index: Hamming (hash codes, needs faiss) or cosine")
+    index = commands.add_parser("index", help="codes file -> saved index: Hamming (hash codes) or cosine")
     index.add_argument("codes", type=_existing, help="codes file written by 'encode'")
+    index.add_argument("--approximate", choices=("hnsw",), help="hash codes: also build faiss's HNSW graph, "
+                       "which then answers searches (extra faiss)")
     index.add_argument("--out", type=Path, required=True, help="index file to write")
 
     search = commands.add_parser("search", help="query images -> top-k ids and distances (Hamming, or 1 - cosine)")
@@ -138,9 +140,11 @@ def _index(args: argparse.Namespace) -> None:
     if hashing:
         from ..hashing import BinaryCodeIndex
 
-        index = BinaryCodeIndex(codes.shape[1])
+        index = BinaryCodeIndex(codes.shape[1], approximate=args.approximate)
         index.add(torch.from_numpy(codes), ids=torch.arange(len(codes)))
         index.save(args.out)
+    elif args.approximate:
+        raise ValueError(f"--approximate: {args.codes} holds real-valued embeddings; the HNSW graph serves hash codes")
     else:  # embeddings: exact cosine search, unit rows stored once
         unit = torch.nn.functional.normalize(torch.from_numpy(codes).float(), dim=1)
         buffer = io.BytesIO()
