@@ -23,7 +23,7 @@ from .attention import (
     resnet_extractor,
     vit_extractor,
 )
-from .augment import GT, GCut, PerSample, RandomErasingRetention, RandomResizedCropFlip
+from .augment import GT, GCut, ImageOnly, PerSample, RandomErasingRetention, RandomResizedCropFlip
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
 from .pipeline import AugmentedBatch, RetentionPipeline
@@ -47,6 +47,7 @@ __all__ = [
     "ForwardAttention",
     "GCut",
     "GivenAttention",
+    "ImageOnly",
     "RandomErasingRetention",
     "RandomResizedCropFlip",
     "RetentionPipeline",

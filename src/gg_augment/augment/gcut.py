@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,7 +14,6 @@ from .._checks import (
     check_attention,
     check_choice,
     check_image_batch,
-    check_positive,
     check_range,
     pair,
 )
@@ -84,9 +84,9 @@ class GCut(RetentionAugmentation):
         select: ``"mean"`` or ``"topk"``; None picks the source's default (mean for CNNs,
             top-k for ViTs, mean otherwise).
         keep_ratio: share of cells that are candidates under ``"topk"``.
-        sigma: scale of the cut count, as a fraction of m.
-        limit: at most floor(limit·m) cells are cut, in (0, 1].
-        fill: value of the cut pixels (0.0 is the mean colour of a normalised input).
+        sigma: scale of the cut count, as a fraction of m, in [0.01, 100].
+        limit: at most floor(limit·m) cells are cut, in (0, 1]; limit·gh·gw must be >= 1.
+        fill: value of the cut pixels, finite (0.0 is the mean colour of a normalised input).
         score: ``"attention"`` or ``"area"``.
         p: probability that a sample is augmented; the others pass with r = 1.
         generator: the source of every random draw (default: torch's global RNG).
@@ -154,11 +154,18 @@ class GCut(RetentionAugmentation):
                 raise ValueError(f"grid_size must have at least 2 cells to cut among; got {grid_size!r}")
         self.select = check_choice(select if select is not None else source.default_select, "select", ("mean", "topk"))
         self.keep_ratio = check_range(keep_ratio, "keep_ratio", 0.0, 1.0, low_inclusive=False)
-        self.sigma = check_positive(sigma, "sigma")
+        # Beyond 100 the cut count is already uniform on 0..floor(limit·m) (at 1e300 the sampler
+        # would collapse to no cut); below 0.01 a 144-cell grid is almost never cut.
+        self.sigma = check_range(sigma, "sigma", 0.01, 100.0)
         self.limit = check_range(limit, "limit", 0.0, 1.0, low_inclusive=False)
+        if self.grid_size is not None and self.limit * self.grid_size[0] * self.grid_size[1] < 1:
+            raise ValueError(
+                f"limit={self.limit} lets no cell be cut on a {self.grid_size[0]}x{self.grid_size[1]} grid "
+                "(floor(limit·m) = 0 for every candidate count m); raise limit or the grid size"
+            )
         if isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be a float; got {fill!r}")
-        self.fill = float(fill)
+        self.fill = check_range(fill, "fill", -math.inf, math.inf)
         self.score = check_choice(score, "score", ("attention", "area"))
 
     @property
