@@ -121,7 +121,7 @@ PRESETS: dict[str, Preset] = {
 
 # Fields that say how or where a run executes, or which data split it reads, not how it trains.
 _NOT_PROTOCOL = ("device", "data_root", "limit_train", "limit_query", "limit_database", "eval_every", "eval_train",
-                 "code_lengths", "augment", "seed", "out", "resume", "progress", "threads", "workers", "stop_after")
+                 "code_lengths", "augment", "seed", "out", "resume", "progress", "threads", "workers", "stop_after", "validation")
 
 
 def departures(config: TrainConfig, reference: Preset | None = None) -> list[str]:
