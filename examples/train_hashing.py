@@ -20,14 +20,25 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gg_augment.training import TrainConfig
 from gg_augment.training.cli import main, parse_config
 
 STUDY_TABLE = Path(__file__).resolve().parents[1] / "docs" / "results" / "study" / "cpu-scratch" / "main.json"
 #: Fields a run may change and still be the study's setting (which method, seed and evaluation).
 SAME_SETTING_IGNORES = ("augment", "no_retention", "seed", "eval_train")
+
+
+def _study_config(record: dict[str, Any], augment: str) -> dict[str, Any]:
+    """The result configuration the study's table was measured with, for method ``augment``."""
+    if "trainer_config" in record:  # tables written by the study package
+        names = TrainConfig.field_names()
+        stored = {k: tuple(v) if isinstance(v, list) else v for k, v in record["trainer_config"].items() if k in names}
+        return replace(TrainConfig(**stored), augment=augment).result_config()
+    return parse_config("hashing", [*record["trainer_flags"], "--augment", augment]).result_config()
 
 
 def study_baseline(results: list[dict[str, Any]], table: Path = STUDY_TABLE) -> str:
@@ -36,7 +47,7 @@ def study_baseline(results: list[dict[str, Any]], table: Path = STUDY_TABLE) -> 
         return ""
     record = json.loads(table.read_text())
     run_config = results[0]["config"]
-    study_config = parse_config("hashing", [*record["trainer_flags"], "--augment", run_config["augment"]]).result_config()
+    study_config = _study_config(record, run_config["augment"])
     differs = [k for k, v in study_config.items() if k not in SAME_SETTING_IGNORES and run_config.get(k) != v]
     if differs:
         return f"No study baseline for this setting (it differs from the {record['preset']} preset in: {', '.join(differs)})."
