@@ -224,6 +224,8 @@ def build_backbone(
     except Exception as error:  # a broken CUDA/CPU wheel mix raises RuntimeError, not ImportError
         raise ImportError(f"arch={arch!r} needs an importable torchvision: {error}") from error
     weights = "DEFAULT" if pretrained else None
+    if arch == "inception_v3" and image_size < 75:
+        raise ValueError(f"inception_v3 needs image_size >= 75 (its stem shrinks the input 32-fold); got {image_size}")
     try:
         if arch.startswith("resnet"):
             model = getattr(torchvision.models, arch)(weights=weights)
@@ -233,7 +235,7 @@ def build_backbone(
             model.fc = nn.Identity()
             return model, width
         if arch == "inception_v3":
-            return _inception_v3(torchvision, weights, image_size, logits)
+            return _inception_v3(torchvision, weights, logits)
     except (OSError, RuntimeError, ValueError) as error:
         raise FileNotFoundError(_missing_weights(arch, error)) from error
     patch = 16 if arch == "vit_b_16" else 32
@@ -252,11 +254,9 @@ def build_backbone(
     return model, width
 
 
-def _inception_v3(torchvision: Any, weights: str | None, image_size: int, logits: bool) -> tuple[nn.Module, int]:
+def _inception_v3(torchvision: Any, weights: str | None, logits: bool) -> tuple[nn.Module, int]:
     """torchvision's Inception v3 (the authors' "GoogLeNet v3") without its auxiliary head, so
     that training mode returns one tensor; ``Mixed_7c`` is its last feature map."""
-    if image_size < 75:
-        raise ValueError(f"inception_v3 needs image_size >= 75 (its stem shrinks the input 32-fold); got {image_size}")
     # The ImageNet weights come with the auxiliary classifier; drop it after loading.
     model = torchvision.models.inception_v3(weights=weights, aux_logits=weights is not None, init_weights=weights is None)
     model.aux_logits = False

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -288,7 +288,9 @@ def paper_training_transform(
     check_choice(method, "method", TRAINING_METHODS)
     check_choice(baselines, "baselines", BASELINE_TREATMENTS)
     check_int(size, "size", minimum=1)
-    common = {"mean": mean, "std": std, "generator": generator}
+
+    def make(base: str, crop: RandomResizedCropFlip | None = None, **options: Any) -> TrainingTransform:
+        return TrainingTransform(size, base=base, crop=crop, mean=mean, std=std, generator=generator, **options)
 
     def random_crop() -> RandomResizedCropFlip:
         return RandomResizedCropFlip(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=generator)
@@ -297,12 +299,10 @@ def paper_training_transform(
         return RandomResizedCropFlip(size, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=generator)
 
     if method in ("standard", "gcut", "gcut-approx"):
-        return TrainingTransform(size, base="full", crop=random_crop(), **common)
+        return make("full", random_crop())
     if method == "other":
-        return TrainingTransform(size, base="full", crop=random_crop(), scale_jitter=(0.1, 2.0), rotation=120.0, **common)
+        return make("full", random_crop(), scale_jitter=(0.1, 2.0), rotation=120.0)
     if method == "none":
-        if baselines == "authors":
-            return TrainingTransform(size, base="resize", **common)
-        return TrainingTransform(size, base="centre-crop", **common)
+        return make("resize" if baselines == "authors" else "centre-crop")
     normalized = not (method == "erasing" and baselines == "authors")
-    return TrainingTransform(size, base="centre-crop", crop=flip_only(), normalized=normalized, **common)
+    return make("centre-crop", flip_only(), normalized=normalized)
