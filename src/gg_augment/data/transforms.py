@@ -265,6 +265,7 @@ def paper_training_transform(
     size: int,
     *,
     baselines: str = "authors",
+    crop_scale: float = 0.08,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     generator: torch.Generator | None = None,
@@ -275,6 +276,7 @@ def paper_training_transform(
         method: one of :data:`TRAINING_METHODS`.
         size: the image side S.
         baselines: ``"authors"`` or ``"matched"`` (changes ``none`` and ``erasing`` only).
+        crop_scale: the smallest area share of the random resized crop (torchvision's 0.08).
         mean, std: the statistics the images were normalised with (needed for the authors'
             un-normalised erasing and for ``other``'s black fill).
         generator: the source of every random draw.
@@ -293,7 +295,7 @@ def paper_training_transform(
         return TrainingTransform(size, base=base, crop=crop, mean=mean, std=std, generator=generator, **options)
 
     def random_crop() -> RandomResizedCropFlip:
-        return RandomResizedCropFlip(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=generator)
+        return RandomResizedCropFlip(size, scale=(crop_scale, 1.0), ratio=(3 / 4, 4 / 3), generator=generator)
 
     def flip_only() -> RandomResizedCropFlip:
         return RandomResizedCropFlip(size, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=generator)
