@@ -191,3 +191,17 @@ def test_bad_arguments_name_themselves():
         TrainingTransform(SIZE)
     with pytest.raises(ValueError, match="rotation must lie in"):
         TrainingTransform(SIZE, base="resize", rotation=200)
+
+
+def test_training_base_is_what_prepare_applies():
+    from gg_augment.data.transforms import prepare_images, training_base
+
+    pixels = _normalise(_known_pixels())
+    for method in TRAINING_METHODS:
+        for baselines in BASELINE_TREATMENTS:
+            base = training_base(method, baselines)
+            transform = paper_training_transform(method, SIZE, baselines=baselines, mean=MEAN, std=STD)
+            assert transform.base == base
+            assert torch.equal(transform.prepare(pixels), prepare_images(pixels, base, SIZE))
+            assert torch.equal(prepare_images(pixels[0], base, SIZE), prepare_images(pixels, base, SIZE)[0])
+    assert training_base("none") == "resize" and training_base("none", "matched") == "centre-crop"

@@ -48,8 +48,10 @@ __all__ = [
     "TransformOutput",
     "centre_crop",
     "paper_training_transform",
+    "prepare_images",
     "resize",
     "resize_centre_crop",
+    "training_base",
 ]
 
 TRAINING_METHODS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx", "other")
@@ -90,6 +92,30 @@ def resize_centre_crop(images: Tensor, size: int) -> Tensor:
     """The authors' query transform at side ``size``: resize the shorter side to
     round(size·256/224) (their 256 at 224), then the centre size×size crop."""
     return centre_crop(resize(images, round(size * 256 / 224)), size)
+
+
+def prepare_images(images: Tensor, base: str, size: int) -> Tensor:
+    """The deterministic part of a training transform (see :class:`TrainingTransform`'s
+    ``base``), on (C, H, W) or (B, C, H, W) images."""
+    if base == "resize":
+        return resize(images, (size, size))
+    if base == "centre-crop":
+        return resize_centre_crop(images, size)
+    check_choice(base, "base", BASES)
+    return images
+
+
+def training_base(method: str, baselines: str = "authors") -> str:
+    """What a method's training images get before the random part, in the authors' protocol:
+    ``"full"`` (random resized crop methods), ``"resize"`` (their ``none``) or
+    ``"centre-crop"`` (the rest, and ``none`` matched to the queries)."""
+    check_choice(method, "method", TRAINING_METHODS)
+    check_choice(baselines, "baselines", BASELINE_TREATMENTS)
+    if method in ("standard", "gcut", "gcut-approx", "other"):
+        return "full"
+    if method == "none" and baselines == "authors":
+        return "resize"
+    return "centre-crop"
 
 
 class TransformOutput(NamedTuple):
@@ -185,12 +211,8 @@ class TrainingTransform(nn.Module):
         return tuple(out)
 
     def prepare(self, images: Tensor) -> Tensor:
-        """The deterministic part, on (C, H, W) or (B, C, H, W) images (picklable for workers)."""
-        if self.base == "resize":
-            return resize(images, (self.size, self.size))
-        if self.base == "centre-crop":
-            return resize_centre_crop(images, self.size)
-        return images
+        """The deterministic part, on (C, H, W) or (B, C, H, W) images."""
+        return prepare_images(images, self.base, self.size)
 
     def forward(self, x: Tensor, index: Tensor | None = None) -> TransformOutput:
         x = check_image_batch(x)
@@ -287,8 +309,6 @@ def paper_training_transform(
         >>> paper_training_transform("none", 224).steps
         ('Resize((224, 224))', 'Normalize')
     """
-    check_choice(method, "method", TRAINING_METHODS)
-    check_choice(baselines, "baselines", BASELINE_TREATMENTS)
     check_int(size, "size", minimum=1)
 
     def make(base: str, crop: RandomResizedCropFlip | None = None, **options: Any) -> TrainingTransform:
@@ -300,11 +320,12 @@ def paper_training_transform(
     def flip_only() -> RandomResizedCropFlip:
         return RandomResizedCropFlip(size, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=generator)
 
-    if method in ("standard", "gcut", "gcut-approx"):
-        return make("full", random_crop())
+    base = training_base(method, baselines)
     if method == "other":
-        return make("full", random_crop(), scale_jitter=(0.1, 2.0), rotation=120.0)
+        return make(base, random_crop(), scale_jitter=(0.1, 2.0), rotation=120.0)
+    if base == "full":
+        return make(base, random_crop())
     if method == "none":
-        return make("resize" if baselines == "authors" else "centre-crop")
+        return make(base)
     normalized = not (method == "erasing" and baselines == "authors")
     return make("centre-crop", flip_only(), normalized=normalized)
