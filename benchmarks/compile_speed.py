@@ -1,7 +1,7 @@
 """torch.compile vs eager for GT, GCut on a given map, erasing, the loss and mAP (interleaved).
 
 Every candidate runs with ``validate_args=False`` and the global RNG (what keeps one graph,
-see tests/test_compile.py), compiled with ``fullgraph=True`` (inductor). Medians of
+see tests/contract/test_compile.py), compiled with ``fullgraph=True`` (inductor). Medians of
 ``--repeats`` round-robin calls after the compile warm-up; the ratio is eager / compiled
 (> 1: compiled is faster). Writes compile_speed.md/.csv/.png under ``--out``.
 

@@ -16,25 +16,32 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from harness import markdown_table, write_results
+from harness import (
+    command_line,
+    fresh_process,
+    markdown_table,
+    provenance,
+    provenance_lines,
+    write_results,
+)
 from PIL import Image
 
 from gg_augment.data import load_embedded
 
-# Runs the trainer in this child process and reports its own peak RSS and its workers'.
-PROBE = """
-import json, resource, sys
+# Runs the trainer in a fresh process and prints its own peak RSS and its workers' (the harness's
+# peak_memory) as the last line.
+PROBE = f"""
+import json, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from harness import peak_memory
 from gg_augment.training.cli import main
 main("hashing", "memory benchmark", sys.argv[1:])
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print("MEMORY " + json.dumps({"main_kib": own, "worker_kib": workers}))
+print(json.dumps(peak_memory("cpu", children=True)))
 """
 
 
@@ -72,15 +79,15 @@ def run_trainer(root: Path, out: Path, args: argparse.Namespace) -> dict[str, fl
         "--out", str(out), "--no-progress",
     ]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=False)
+    try:
+        memory = fresh_process([sys.executable, "-c", PROBE, *argv])
+    except RuntimeError as error:
+        raise SystemExit(f"trainer failed on {root}: {error}") from None
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"trainer failed on {root}:\n{done.stderr[-3000:]}")
-    memory = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("MEMORY "))[7:])
     final = json.loads(next(out.rglob("final.json")).read_text())
     return {
-        "main_peak_mib": memory["main_kib"] / 1024,
-        "worker_peak_mib": memory["worker_kib"] / 1024,
+        "main_peak_mib": memory["peak_memory_mib"],
+        "worker_peak_mib": memory["children_peak_mib"],
         "train_seconds": final["train_seconds"],
         "wall_seconds": wall,
     }
@@ -101,6 +108,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("results/memory/data"))
     parser.add_argument("--out", type=Path, default=Path("results/memory"))
     args = parser.parse_args()
+    started, command = time.perf_counter(), command_line("benchmarks/memory.py")
     sizes = [int(v) for v in args.sizes.split(",")]
     rows = []
     for size in sizes:
@@ -110,15 +118,15 @@ def main() -> None:
         rows.append({"train_images": size, **{k: round(v, 1) for k, v in result.items()}, "images_per_second": round(images_per_second, 1)})
         print(rows[-1], flush=True)
     ratio = rows[-1]["main_peak_mib"] / rows[0]["main_peak_mib"]
+    record = provenance(command, started)
     header = "\n".join([
         "# Streaming trainer: peak memory against dataset size",
         "",
-        f"Command: `python benchmarks/memory.py --sizes {args.sizes} --image-size {args.image_size} --workers {args.workers}`",
-        "",
+        *provenance_lines(record),
         f"- {args.jpeg_size}-px JPEGs (upscaled embedded Fashion-MNIST), decoded and resized to {args.image_size} px in "
         f"{args.workers} DataLoader workers; small CNN, `--augment {args.augment}`, batch {args.batch_size}, "
         f"{args.epochs} epoch(s), {args.threads} torch threads; {platform.machine()}",
-        "- peak RSS of the trainer process (maxrss) and, separately, of its largest worker",
+        "- peak RSS of the trainer process (harness.peak_memory: VmHWM, else maxrss) and, separately, of its largest worker",
         f"- **{rows[-1]['train_images']:,}/{rows[0]['train_images']:,} peak-RSS ratio: {ratio:.3f}** "
         "(bounded by the batch: 1.0 means the data set's size does not show in memory)",
     ])
@@ -140,7 +148,7 @@ def main() -> None:
     right.set_xlabel("training images (JPEG, streamed)")
     right.set_title("throughput")
     fig.tight_layout()
-    print(write_results(args.out, "memory", rows, markdown, fig))
+    print(write_results(args.out, "memory", rows, markdown, fig, record))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ def test_gcut_accepts_a_ready_source(device):
     gcut = GCut(source=source, grid_size=GRID)
     assert gcut.attention_source == "cache" and gcut.cache is cache
     assert "attention_source='cache'" in repr(gcut) and "warmup='skip'" in repr(gcut)
-    x_aug, retention = gcut(torch.randn(4, 3, 32, 32, device=device), view=torch.arange(4, device=device))
+    with pytest.warns(UserWarning, match="without a recording: the cache is read but never written"):
+        x_aug, retention = gcut(torch.randn(4, 3, 32, 32, device=device), view=torch.arange(4, device=device))
     # warmup="skip": nothing is cached yet, so nothing is cut.
     assert torch.equal(retention, torch.ones(4, device=device))
     with pytest.raises(ValueError, match="either source= or the short forms"):
@@ -100,11 +101,11 @@ def test_gcut_accepts_a_ready_source(device):
         GCut(source="cache")  # type: ignore[arg-type]
 
 
-def test_cached_source_checks_each_view_once(device, monkeypatch):
-    """GCut reads the cache and then announces the batch: one validation, one host sync."""
+def test_cached_step_checks_each_view_once(device, monkeypatch):
+    """Read, warm-up write and recording share one checked view: one value check per step."""
     model = _model(device)
     cache = AttentionCache(8, grid_size=GRID, device=device)
-    gcut = GCut(model, cache=cache, grid_size=GRID)
+    pipeline = RetentionPipeline(GCut(model, cache=cache, grid_size=GRID), crop=RandomResizedCropFlip(28))
     import gg_augment.view as view_module
 
     calls = []
@@ -115,9 +116,11 @@ def test_cached_source_checks_each_view_once(device, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(view_module, "check_index", counting)
-    gcut(torch.randn(4, 3, 32, 32, device=device), view=View(torch.arange(4, device=device)))
-    assert calls == [True]  # read, warm-up write and announce share one checked view
-    assert cache.pending
+    batch = pipeline.augment(torch.randn(4, 3, 32, 32, device=device), torch.arange(4))
+    with pipeline.recording(batch):
+        model(batch.images)
+    assert calls.count(True) == 1  # the range check (a host sync on CUDA) runs once
+    assert batch.view is not None and batch.view.validated_for == (4, 8, True)
 
 
 # -- pipeline ------------------------------------------------------------------------------
@@ -147,13 +150,17 @@ def test_pipeline_passes_the_view_to_a_cached_gcut(device):
         GCut(model, cache=cache, grid_size=GRID, generator=make_generator(device, 3)),
         crop=RandomResizedCropFlip(32, scale=(0.5, 1.0), generator=make_generator(device, 4)),
     )
-    index = torch.tensor([3, 9, 12, 0], device=device)
-    x_aug, weight = pipeline(torch.randn(4, 3, 32, 32, device=device), index)
-    model(x_aug)  # the training forward writes the uncut cells back
+    index = torch.tensor([3, 9, 12, 0])
+    batch = pipeline.augment(torch.randn(4, 3, 32, 32, device=device), index)
+    assert batch.view is not None and batch.view.boxes is not None and batch.observed is not None
+    assert batch.observed.shape == (4, GRID, GRID) and batch.warmup is not None
+    assert not bool(cache.seen.any())  # sampling has no side effects
+    with pipeline.recording(batch):
+        model(batch.images)  # the warm-up maps, then the uncut cells of this forward
     assert cache.seen.nonzero().flatten().tolist() == [0, 3, 9, 12]
-    assert bool(((weight >= 0) & (weight <= 1)).all())
+    assert bool(((batch.weight >= 0) & (batch.weight <= 1)).all())
     with pytest.raises(ValueError, match="needs view="):
-        RetentionPipeline(GCut(model, cache=AttentionCache(16, grid_size=GRID, device=device), grid_size=GRID))(
+        RetentionPipeline(GCut(model, cache=AttentionCache(16, grid_size=GRID, device=device), grid_size=GRID)).augment(
             torch.randn(4, 3, 32, 32, device=device)
         )
 

@@ -13,6 +13,7 @@ from .attention import (
     AttentionExtractor,
     AttentionSource,
     CachedAttention,
+    CacheRecorder,
     CallableAttention,
     FeatureMapExtractor,
     ForwardAttention,
@@ -22,10 +23,10 @@ from .attention import (
     resnet_extractor,
     vit_extractor,
 )
-from .augment import GT, GCut, PerSample, RandomErasingRetention, RandomResizedCropFlip
+from .augment import GT, GCut, ImageOnly, PerSample, RandomErasingRetention, RandomResizedCropFlip
 from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
-from .pipeline import RetentionPipeline
+from .pipeline import AugmentedBatch, RetentionPipeline
 from .retention import SemanticRetention
 from .view import View
 
@@ -37,12 +38,15 @@ __all__ = [
     "PerSample",
     "AttentionExtractor",
     "AttentionSource",
+    "AugmentedBatch",
+    "CacheRecorder",
     "CachedAttention",
     "CallableAttention",
     "FeatureMapExtractor",
     "ForwardAttention",
     "GCut",
     "GivenAttention",
+    "ImageOnly",
     "RandomErasingRetention",
     "RandomResizedCropFlip",
     "RetentionPipeline",

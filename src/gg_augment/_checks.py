@@ -4,6 +4,11 @@ Every check raises ``ValueError`` or ``TypeError`` naming the argument, what was
 what came. Shape and dtype checks are free; checks that read tensor *values* (finite,
 non-negative, in range) need a host synchronisation on CUDA, so modules call them only when
 their ``validate_args`` flag is on (the default, as in ``torch.distributions``).
+
+Value checks are fused: each reads its tensor once and synchronises once. The finiteness of
+an image batch is one reduction (a sum is finite exactly when every term is, unless finite
+terms overflow, in which case an exact per-element test decides), so the default checks cost
+about half a copy of the batch. With ``validate_values=False`` nothing here reads a value.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "check_index",
     "check_int",
     "check_labels",
+    "check_multi_hot",
     "check_positive",
     "check_range",
     "check_retention",
@@ -72,9 +78,27 @@ def check_same_device(t: Tensor, name: str, reference: Tensor, reference_name: s
         raise ValueError(f"{name} must be on the device of {reference_name} ({reference.device}); got {t.device}")
 
 
+def _all_finite(t: Tensor) -> bool:
+    """One read of ``t`` and one sync: NaN or ±Inf anywhere makes the sum non-finite."""
+    if not t.is_floating_point() and not t.is_complex():
+        return True
+    accumulate = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if bool(torch.isfinite(t.sum(dtype=accumulate))):
+        return True
+    # A non-finite sum of finite values is an overflow: only the exact test can tell.
+    return bool(torch.isfinite(t).all())
+
+
+def _bounds(t: Tensor) -> tuple[float, float]:
+    """(min, max) of a non-empty tensor in one pass and one sync; NaN shows in both."""
+    lo, hi = torch.aminmax(t.detach() if t.is_floating_point() else t.detach().long())
+    values = torch.stack([lo, hi]).tolist()
+    return values[0], values[1]
+
+
 def check_finite(t: Tensor, name: str) -> None:
-    """Host-syncing value check: no NaN or Inf."""
-    if t.numel() and not bool(torch.isfinite(t).all()):
+    """Host-syncing value check: no NaN or Inf (one pass over ``t``, one sync)."""
+    if t.numel() and not _all_finite(t):
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name} must be finite; got {bad} NaN/Inf value(s)")
 
@@ -98,11 +122,12 @@ def check_attention(
         )
     check_floating(attention, name)
     if validate_values and attention.numel():
-        check_finite(attention, name)
-        if bool((attention < 0).any()):
-            raise ValueError(
-                f"{name} must be non-negative; got minimum {float(attention.min()):.4g}"
-            )
+        # min and max in one pass and one sync; NaN propagates into both.
+        lo, hi = _bounds(attention)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            check_finite(attention, name)
+        if lo < 0:
+            raise ValueError(f"{name} must be non-negative; got minimum {lo:.4g}")
     return attention
 
 
@@ -115,8 +140,9 @@ def check_retention(
         raise ValueError(f"{name} must have shape ({batch_size},); got {_shape(retention)}")
     check_floating(retention, name)
     if validate_values and retention.numel():
-        check_finite(retention, name)
-        lo, hi = float(retention.min()), float(retention.max())
+        lo, hi = _bounds(retention)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            check_finite(retention, name)
         if lo < 0 or hi > 1:
             raise ValueError(f"{name} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]")
     return retention
@@ -173,7 +199,7 @@ def check_index(
     if index.is_floating_point() or index.dtype == torch.bool:
         raise TypeError(f"{name} must have an integer dtype; got {index.dtype}")
     if validate_values and index.numel():
-        lo, hi = int(index.min()), int(index.max())
+        lo, hi = (int(v) for v in _bounds(index))
         if lo < 0 or hi >= size:
             raise ValueError(f"{name} must lie in [0, {size - 1}]; got values in [{lo}, {hi}]")
     return index
@@ -206,11 +232,16 @@ def check_view_boxes(
         raise ValueError(f"{name} must have shape ({batch_size}, 4); got {_shape(view_boxes)}")
     check_floating(view_boxes, name)
     if validate_values and view_boxes.numel():
-        check_finite(view_boxes, name)
-        if bool(((view_boxes < 0) | (view_boxes > 1)).any()):
+        y0, x0, y1, x1 = view_boxes.detach().unbind(-1)
+        # Three verdicts, one sync: NaN fails the range test (comparisons with NaN are false).
+        inside = ((view_boxes >= 0) & (view_boxes <= 1)).all()
+        ordered = ((y0 < y1) & (x0 < x1)).all()
+        finite, inside_ok, ordered_ok = torch.stack([torch.isfinite(view_boxes).all(), inside, ordered]).tolist()
+        if not finite:
+            check_finite(view_boxes, name)
+        if not inside_ok:
             raise ValueError(f"{name} must lie in [0, 1]; got values outside")
-        y0, x0, y1, x1 = view_boxes.unbind(-1)
-        if bool(((y0 >= y1) | (x0 >= x1)).any()):
+        if not ordered_ok:
             raise ValueError(f"{name} must satisfy y0 < y1 and x0 < x1 (y0, x0, y1, x1 order)")
     return view_boxes
 
@@ -228,6 +259,8 @@ def check_range(
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
     v = float(value)
+    if not math.isfinite(v):  # an infinite bound means "unbounded", never "inf is allowed"
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
     ok_low = v >= low if low_inclusive else v > low
     ok_high = v <= high if high_inclusive else v < high
     if math.isnan(v) or not (ok_low and ok_high):
@@ -304,3 +337,22 @@ def check_int(value: object, name: str, minimum: int | None = None) -> int:
     if minimum is not None and out < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}; got {out}")
     return out
+
+
+def check_multi_hot(labels: Tensor, name: str) -> None:
+    """The one rule for multi-hot values, shared by the losses and the metrics: each entry is
+    0 (absent) or 1 (present); bool tensors qualify. A host-syncing value check.
+
+    -1 is refused rather than read: some toolkits mean "absent" by it, others "unknown", and
+    a rule that counted any non-zero entry as present would read it as "present".
+    """
+    if labels.ndim != 2 or labels.dtype == torch.bool or not labels.numel():
+        return
+    bad = (labels != 0) & (labels != 1)
+    if bool(bad.any()):
+        example = labels[bad][0].item()
+        raise ValueError(
+            f"{name} multi-hot must hold only 0 (absent) and 1 (present); got {int(bad.sum())} "
+            f"other value(s), e.g. {example!r}. Map -1 (absent) with labels.clamp_min(0); "
+            "NaN marks nothing and must be removed"
+        )

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from gg_augment import AttentionCache, GCut, RandomResizedCropFlip, RetrievalNet, SmallResNet, View
-from gg_augment.attention import FeatureMapExtractor
+from gg_augment.attention import CacheRecorder, FeatureMapExtractor, attention_extractor_for
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 GRID = 6
 
@@ -53,6 +53,13 @@ def _train_step(model, optimizer, x_aug, retention) -> None:
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+
+
+def _recorded_step(gcut: GCut, model, optimizer, x, view) -> None:
+    """The approximate G_cut's step: cut (no side effects), then train inside the recording."""
+    x_aug, retention, drawn, observed = gcut.cut_and_record(x, view)
+    with gcut.source.recording(drawn.view, observed, drawn.warmup):  # type: ignore[attr-defined]
+        _train_step(model, optimizer, x_aug, retention)
 
 
 # -- read what was written ---------------------------------------------------------------
@@ -160,50 +167,51 @@ def test_ema_blends_observed_cells_and_keeps_cut_ones(device):
 
 def test_hook_writes_the_training_forward_only(device):
     model = _model(device)
-    cache = AttentionCache(16, grid_size=8, momentum=0.5, dtype=torch.float32, device=device).attach(model)
+    cache = AttentionCache(16, grid_size=8, momentum=0.5, dtype=torch.float32, device=device)
+    recorder = CacheRecorder(cache, attention_extractor_for(model))
     features = {}
     model.backbone.layer4.register_forward_hook(lambda _m, _i, out: features.__setitem__("x", out.detach()))
     x = torch.randn(4, 3, 16, 16, device=device)
     index = torch.tensor([1, 5, 9, 13], device=device)
 
     model.train()
-    model(x)  # nothing pending: no write
-    cache.expect(index)
-    with torch.no_grad():
-        model(x)  # no gradients: not a training pass
-    model.eval()
-    model(x)  # eval mode: not a training pass
-    assert cache.pending and not bool(cache.seen.any())
+    model(x)  # outside a recording: no write
+    assert not recorder.attached and not bool(cache.seen.any())
+    with pytest.raises(RuntimeError, match="no training forward through 'backbone.layer4' inside recording"):
+        with recorder.recording(index):
+            with torch.no_grad():
+                model(x)  # no gradients: not a training pass
+            model.eval()
+            model(x)  # eval mode: not a training pass
+    assert not bool(cache.seen.any())
 
     model.train()
     observed = torch.ones(4, 8, 8, dtype=torch.bool, device=device)
     observed[:, :2] = False
-    cache.expect(index, observed=observed)
-    out = model(x)
-    assert not cache.pending
-    expected = F.interpolate(features["x"].mean(1, keepdim=True), size=(8, 8), mode="nearest")[:, 0]
+    with recorder.recording(index, observed=observed):
+        out = model(x)
+        expected = F.interpolate(features["x"].mean(1, keepdim=True), size=(8, 8), mode="nearest")[:, 0]
+        model(x)  # a second forward of the same step does not write again
     stored = cache.values[index]
     torch.testing.assert_close(stored[:, 2:], expected[:, 2:])
     assert torch.isnan(stored[:, :2]).all()
-    model(x)  # a second forward of the same step does not write again
-    torch.testing.assert_close(cache.values[index][:, 2:], expected[:, 2:])
     out.sum().backward()  # the graph is intact
 
-    cache.detach()
     cache.reset()
-    with pytest.raises(ValueError, match="attached"):
-        cache.expect(index)
-    model(x)
-    assert not bool(cache.seen.any())
+    model(x)  # the hook stays, unarmed: no write
+    assert recorder.attached and not bool(cache.seen.any())
+    assert len(model.backbone.layer4._forward_hooks) == 2  # the test's and the recorder's
+    recorder.detach()
+    assert len(model.backbone.layer4._forward_hooks) == 1
 
 
 def test_hook_leaves_gradients_unchanged(device):
     model = _model(device)
     twin = copy.deepcopy(model)
-    cache = AttentionCache(8, grid_size=4, device=device).attach(model)
+    cache = AttentionCache(8, grid_size=4, device=device)
     x = torch.randn(4, 3, 16, 16, device=device)
-    cache.expect(torch.arange(4, device=device))
-    model(x).pow(2).sum().backward()
+    with CacheRecorder(cache, attention_extractor_for(model)).recording(torch.arange(4, device=device)):
+        model(x).pow(2).sum().backward()
     twin(x).pow(2).sum().backward()
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a.grad, b.grad)
@@ -229,10 +237,10 @@ def _epochs(module_factory, device, epochs: int, crop: bool = False):
             before = counter.calls
             x, view = (images[index], View(index)) if resize is None else resize(images[index], index=index)
             if module.attention_source == "cache":
-                x_aug, retention = module(x, view=view)
+                _recorded_step(module, model, optimizer, x, view)
             else:
                 x_aug, retention = module(x)
-            _train_step(model, optimizer, x_aug, retention)
+                _train_step(model, optimizer, x_aug, retention)
             calls.append(counter.calls - before)
         per_epoch.append(calls)
     return per_epoch, counter, module
@@ -265,11 +273,15 @@ def test_warmup_pass_runs_on_the_unseen_samples_only(device):
     cache.write(torch.arange(5, device=device), torch.randn(5, GRID, GRID, device=device))
     counter = _Counter(model)
     x = torch.randn(8, 3, 16, 16, device=device)
-    x_aug, retention = module(x, view=torch.arange(8, device=device))
+    before = cache.values.clone()
+    x_aug, retention, drawn, observed = module.cut_and_record(x, torch.arange(8))
     assert (counter.calls, counter.samples) == (1, 3)  # the extra pass saw samples 5, 6, 7
-    # Its attention seeded the cache for the full view, cut cells included.
-    assert not torch.isnan(cache.values[5:8]).any() and torch.isnan(cache.values[8:]).all()
-    model(x_aug).sum().backward()
+    assert torch.equal(cache.values.nan_to_num(7.0), before.nan_to_num(7.0))  # sampling wrote nothing
+    assert drawn.warmup is not None and drawn.warmup.view.index.tolist() == [5, 6, 7]
+    with module.source.recording(drawn.view, observed, drawn.warmup):
+        # The warm-up seeded the cache for the full view, cut cells included, before the forward.
+        assert not torch.isnan(cache.values[5:8]).any() and torch.isnan(cache.values[8:]).all()
+        model(x_aug).sum().backward()
     assert counter.calls == 2 and bool(cache.seen[:8].all())
 
 
@@ -280,7 +292,7 @@ def test_other_warmup_policies_need_no_extra_pass(device, warmup):
     module = GCut(model, cache=cache, warmup=warmup, grid_size=GRID, generator=make_generator(device))
     counter = _Counter(model)
     x = torch.randn(8, 3, 16, 16, device=device)
-    x_aug, retention = module(x, view=torch.arange(8, device=device))
+    x_aug, retention, _, _ = module.cut_and_record(x, torch.arange(8, device=device))
     assert counter.calls == 0
     if warmup == "skip":
         assert torch.equal(x_aug, x) and torch.equal(retention, torch.ones(8, device=device))
@@ -326,8 +338,7 @@ def _resumable_run(device, steps: int, state: dict | None = None, stop_after: in
     for step in range(done, steps):
         index = torch.randperm(32, device=device, generator=order_generator)[:8]
         image, view = crop(images[index], index=index)
-        x_aug, retention = gcut(image, view=view)
-        _train_step(model, optimizer, x_aug, retention)
+        _recorded_step(gcut, model, optimizer, image, view)
         if stop_after is not None and step + 1 == stop_after:
             return {
                 "model": copy.deepcopy(model.state_dict()),
@@ -386,9 +397,9 @@ def test_errors(device):
         AttentionCache(4, momentum=1.5)
     with pytest.raises(TypeError, match="dtype must be a floating torch.dtype"):
         AttentionCache(4, dtype=torch.int64)
-    with pytest.raises(TypeError, match="model_or_extractor must be an nn.Module"):
-        cache.attach("resnet")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="needs the cache attached"):
+    with pytest.raises(TypeError, match="extractor must be an AttentionExtractor"):
+        CacheRecorder(cache, "resnet")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs the model being trained"):
         GCut(cache=AttentionCache(4))
     with pytest.raises(RuntimeError, match="process group"):
         cache.sync()
@@ -397,21 +408,21 @@ def test_errors(device):
     gcut = GCut(model, cache=cache, grid_size=GRID)
     x = torch.randn(4, 3, 16, 16, device=device)
     with pytest.raises(ValueError, match=r"index must have shape \(4,\) to match x; got \(3\)"):
-        gcut(x, view=torch.arange(3, device=device))
+        gcut.cut_and_record(x, torch.arange(3, device=device))
     with pytest.raises(ValueError, match=r"index must lie in \[0, 9\]"):
-        gcut(x, view=torch.tensor([0, 1, 2, 12], device=device))
+        gcut.cut_and_record(x, torch.tensor([0, 1, 2, 12], device=device))
     with pytest.raises(ValueError, match=r"view.boxes must lie in \[0, 1\]"):
-        gcut(x, view=View(index, boxes=torch.tensor([[-0.1, 0.0, 1.0, 1.0]] * 4, device=device)))
+        gcut.cut_and_record(x, View(index, boxes=torch.tensor([[-0.1, 0.0, 1.0, 1.0]] * 4, device=device)))
     with pytest.raises(ValueError, match="y0 < y1 and x0 < x1"):
-        gcut(x, view=View(index, boxes=torch.tensor([[0.0, 0.5, 1.0, 0.2]] * 4, device=device)))
+        gcut.cut_and_record(x, View(index, boxes=torch.tensor([[0.0, 0.5, 1.0, 0.2]] * 4, device=device)))
     with pytest.raises(ValueError, match="needs view="):
-        gcut(x)
+        gcut.cut_and_record(x)
     with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['index'\]; it accepts: attention, view"):
         gcut(x, index=index)
-    gcut(x, view=index)
-    with pytest.raises(ValueError, match="must see the announced batch: expected 4 samples; got 2"):
-        model(x[:2])
-    assert FeatureMapExtractor is type(cache.extractor)
+    with pytest.raises(ValueError, match="must see the recorded batch: expected 4 samples; got 2"):
+        with gcut.source.recording(index):  # type: ignore[attr-defined]
+            model(x[:2])
+    assert FeatureMapExtractor is type(gcut.source.extractor)  # type: ignore[attr-defined]
 
 
 # -- distributed ---------------------------------------------------------------------------

@@ -91,3 +91,78 @@ def test_extractor_on_non_spatial_layer_explains():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
     with pytest.raises(ValueError, match=r"must output a \(B, C, h, w\) feature map"):
         FeatureMapExtractor(model, "1")(torch.randn(2, 3, 2, 2))
+
+
+# -- attention definitions (issue 17) ----------------------------------------------------------
+
+
+class _Known(nn.Module):
+    """Outputs a fixed (1, 2, 2, 3) feature map, whatever the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Identity()
+        self.register_buffer(
+            "map",
+            torch.tensor([[[1.0, -1.0, 0.0], [2.0, 0.0, 0.0]], [[1.0, 1.0, 0.0], [-2.0, 0.0, 3.0]]]).unsqueeze(0),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.map.expand(x.shape[0], -1, -1, -1) + 0 * x.mean())
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        ("mean", [[1.0, 0.0, 0.0], [0.0, 0.0, 1.5]]),  # (1/C) Σ_c A_c
+        ("energy", [[1.0, 1.0, 0.0], [4.0, 0.0, 4.5]]),  # (1/C) Σ_c A_c²
+    ],
+)
+def test_definitions_on_a_known_feature_map(definition, expected):
+    model = _Known()
+    extractor = attention_extractor_for(model, "features", definition=definition)
+    torch.testing.assert_close(extractor(torch.zeros(1, 3, 8, 8)), torch.tensor([expected]))
+    hot = attention_extractor_for(model, "features", definition=definition, temperature=0.5)
+    torch.testing.assert_close(hot(torch.zeros(1, 3, 8, 8)), 2 * torch.tensor([expected]))
+    # The grid G_cut sees: softmax of logits / T.
+    grid = GCut(model, layer="features", definition=definition, temperature=2.0, grid_size=(2, 3)).compute_attention(
+        torch.zeros(1, 3, 8, 8)
+    )
+    torch.testing.assert_close(grid, torch.softmax(torch.tensor(expected).flatten() / 2, 0).view(1, 2, 3))
+
+
+def test_energy_peaks_where_features_fire_whatever_their_sign():
+    features = torch.zeros(1, 4, 3, 3)
+    features[0, :2, 1, 1] = torch.tensor([5.0, -5.0])  # strong, opposite signs: the mean cancels
+    model = nn.Sequential(nn.Identity())
+    logits = FeatureMapExtractor(model, "0", definition="energy").features_to_logits(features)
+    assert logits[0].argmax().item() == 4 and bool((logits >= 0).all())
+    assert FeatureMapExtractor(model, "0").features_to_logits(features)[0, 1, 1] == 0
+
+
+def test_the_default_definition_is_the_authors_channel_mean_bit_for_bit():
+    features = torch.randn(2, 16, 5, 5)
+    model = nn.Sequential(nn.Identity())
+    assert torch.equal(FeatureMapExtractor(model, "0").features_to_logits(features), features.float().mean(dim=1))
+    assert "definition" not in repr(FeatureMapExtractor(model, "0"))
+    assert "definition='energy', temperature=2.0" in repr(FeatureMapExtractor(model, "0", definition="energy", temperature=2.0))
+
+
+def test_definition_and_temperature_are_checked():
+    model = nn.Sequential(nn.Identity())
+    with pytest.raises(ValueError, match=r"definition must be one of \['mean', 'energy'\]; got 'max'"):
+        attention_extractor_for(model, "0", definition="max")
+    for bad in (0.0, -1.0, float("inf"), float("nan"), True):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            FeatureMapExtractor(model, "0", temperature=bad)
+    tokens = nn.Sequential(nn.Identity())
+    extractor = attention_extractor_for(tokens, "0", definition="energy")
+    with pytest.raises(ValueError, match="outputs ViT tokens"):
+        extractor.features_to_logits(torch.randn(2, 5, 8))
+
+
+@needs_torchvision
+def test_vit_refuses_a_feature_map_definition():
+    model = torchvision.models.vit_b_32(image_size=64, num_classes=10)
+    with pytest.raises(ValueError, match="outputs ViT tokens"):
+        attention_extractor_for(model, definition="energy")

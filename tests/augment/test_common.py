@@ -7,7 +7,7 @@ import torch
 
 from gg_augment import GT, GCut, RandomErasingRetention
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 GRID = 4
 

@@ -10,7 +10,7 @@ import torch
 from gg_augment import RandomResizedCropFlip
 from gg_augment.functional import resized_crop_flip, warp_to_original, warp_to_view
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 
 def _params(boxes, flips, device):

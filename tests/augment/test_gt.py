@@ -6,13 +6,13 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gg_augment import GT
 from gg_augment.functional import gt, gt_retention, translate
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 
 def _discrete_truncated_normal(std: float, bound: int) -> tuple[float, float]:
@@ -145,6 +145,7 @@ def test_zero_shift_keeps_everything(height, width, mode, reflect):
 
 @given(sigma=st.floats(0.01, 2.0), max_shift=st.floats(0.05, 1.0), seed=st.integers(0, 2**16))
 def test_module_retention_in_unit_interval_for_any_config(sigma, max_shift, seed):
+    assume(max_shift * 12 >= 1)  # below, no whole-pixel shift fits and GT refuses the call
     module = GT(sigma=sigma, max_shift=max_shift, generator=torch.Generator().manual_seed(seed))
     _, retention = module(torch.randn(16, 1, 12, 7))
     assert bool(((retention >= 0) & (retention <= 1)).all())
@@ -153,7 +154,7 @@ def test_module_retention_in_unit_interval_for_any_config(sigma, max_shift, seed
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"sigma": 0.0}, ValueError, r"sigma must lie in \(0, inf\]; got 0.0"),
+        ({"sigma": 0.0}, ValueError, r"sigma must lie in \[0.001, 10\]; got 0.0"),
         ({"sigma": -1}, ValueError, "sigma must lie in"),
         ({"max_shift": 1.5}, ValueError, r"max_shift must lie in \(0, 1\]; got 1.5"),
         ({"fill": "zeros"}, ValueError, r"fill must be one of \['random', 'reflect'\]; got 'zeros'"),

@@ -1,6 +1,6 @@
 """The bad-input audit, as tests: each case must end in a ValueError/TypeError (or, for the
 command line, one line and exit code 2) that names the argument. Nothing silent, nothing
-obscure. ``python -m pytest tests/test_bad_inputs.py -q`` re-runs the audit."""
+obscure. ``python -m pytest tests/contract/test_bad_inputs.py -q`` re-runs the audit."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _cached_gcut(**call):
 # (id, call, exception type, a regex the message must match: it names the argument)
 API_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     # augmentations: configuration
-    ("GT sigma <= 0", lambda: gg.GT(sigma=0), ValueError, r"sigma must lie in \(0"),
+    ("GT sigma <= 0", lambda: gg.GT(sigma=0), ValueError, r"sigma must lie in \[0.001, 10\]"),
     ("GT max_shift > 1", lambda: gg.GT(max_shift=1.5), ValueError, r"max_shift must lie in \(0, 1\]"),
     ("GT fill unknown", lambda: gg.GT(fill="blue"), ValueError, r"fill must be one of \['random', 'reflect'\]"),
     ("GT fill wrong type", lambda: gg.GT(fill=[0.0]), TypeError, r"fill must be 'random', 'reflect' or a float"),
@@ -68,6 +68,31 @@ API_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("GT p > 1", lambda: gg.GT(p=1.5), ValueError, r"p must lie in \[0, 1\]"),
     ("GT generator wrong type", lambda: gg.GT(generator=0), TypeError, r"generator must be a torch.Generator"),
     ("GCut grid 0", lambda: gg.GCut(grid_size=0), ValueError, r"grid_size must be >= 1"),
+    # augmentations: every float parameter finite and in a range that changes the output (issue 18)
+    ("GT sigma inf", lambda: gg.GT(sigma=float("inf")), ValueError, r"sigma must be a finite number; got inf"),
+    ("GT sigma 1e300", lambda: gg.GT(sigma=1e300), ValueError, r"sigma must lie in \[0.001, 10\]; got 1e\+300"),
+    ("GT sigma nan", lambda: gg.GT(sigma=float("nan")), ValueError, r"sigma must be a finite number; got nan"),
+    ("GT fill nan", lambda: gg.GT(fill=float("nan")), ValueError, r"fill must be a finite number; got nan"),
+    ("GT fill inf", lambda: gg.GT(fill=float("-inf")), ValueError, r"fill must be a finite number; got -inf"),
+    ("GT fill_scale inf", lambda: gg.GT(fill_scale=float("inf")), ValueError, r"fill_scale must be a finite number"),
+    ("GT fill_scale 1e30", lambda: gg.GT(fill_scale=1e30), ValueError, r"fill_scale must lie in \[0, 10000\]"),
+    ("GT max_shift nan", lambda: gg.GT(max_shift=float("nan")), ValueError, r"max_shift must be a finite number"),
+    ("GT max_shift below a pixel", lambda: gg.GT(max_shift=0.01)(X), ValueError, r"max_shift=0.01 allows no whole-pixel shift on 16x16"),
+    ("GT fill beyond float16", lambda: gg.GT(fill=1e6)(X.half()), ValueError, r"fill=1000000.0 does not fit in torch.float16"),
+    ("GCut sigma inf", lambda: gg.GCut(sigma=float("inf")), ValueError, r"sigma must be a finite number; got inf"),
+    ("GCut sigma 1e300", lambda: gg.GCut(sigma=1e300), ValueError, r"sigma must lie in \[0.01, 100\]"),
+    ("GCut fill nan", lambda: gg.GCut(fill=float("nan")), ValueError, r"fill must be a finite number; got nan"),
+    ("GCut limit cuts nothing", lambda: gg.GCut(grid_size=3, limit=0.1), ValueError, r"limit=0.1 lets no cell be cut on a 3x3 grid"),
+    ("GCut keep_ratio nan", lambda: gg.GCut(keep_ratio=float("nan")), ValueError, r"keep_ratio must be a finite number"),
+    ("erasing scale (0, 0)", lambda: gg.RandomErasingRetention(scale=(0, 0)), ValueError, r"scale must allow a positive erased share"),
+    ("erasing ratio inf", lambda: gg.RandomErasingRetention(ratio=(0.3, float("inf"))), ValueError, r"ratio\[1\] must be a finite number"),
+    ("erasing fill nan", lambda: gg.RandomErasingRetention(fill=float("nan")), ValueError, r"fill must be a finite number; got nan"),
+    ("erasing min_share nan", lambda: gg.RandomErasingRetention(min_share=float("nan")), ValueError, r"min_share must be a finite number"),
+    ("crop ratio inf", lambda: gg.RandomResizedCropFlip(8, ratio=(0.5, float("inf"))), ValueError, r"ratio\[1\] must be a finite number"),
+    ("crop flip_p nan", lambda: gg.RandomResizedCropFlip(8, flip_p=float("nan")), ValueError, r"flip_p must be a finite number"),
+    ("retention k inf", lambda: gg.SemanticRetention("power", k=float("inf")), ValueError, r"k must be a finite number; got inf"),
+    ("retention p_min nan", lambda: gg.SemanticRetention(p_min=float("nan")), ValueError, r"p_min must be a finite number"),
+    ("ImageOnly wrong type", lambda: gg.ImageOnly(nn.Identity()), TypeError, r"augmentation must be a retention augmentation"),
     ("GCut grid of one cell", lambda: gg.GCut(grid_size=1), ValueError, r"grid_size must have at least 2 cells"),
     ("GCut limit 0", lambda: gg.GCut(limit=0), ValueError, r"limit must lie in \(0, 1\]"),
     ("GCut select unknown", lambda: gg.GCut(select="max"), ValueError, r"select must be one of"),

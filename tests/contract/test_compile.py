@@ -100,7 +100,7 @@ def test_compile_benchmark_writes_its_ratios(tmp_path):
     import sys
     from pathlib import Path
 
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     finished = subprocess.run(
         [sys.executable, "compile_speed.py", "--batch", "8", "--repeats", "2", "--out", str(tmp_path)],
         cwd=benchmarks, capture_output=True, text=True, timeout=600,

@@ -27,7 +27,7 @@ from gg_augment.data import (
     split_class_balanced,
 )
 
-from .conftest import write_cifar_batch, write_image_list
+from ..conftest import write_cifar_batch, write_image_list
 
 SPLITS = ("query", "train", "database")
 
@@ -439,7 +439,7 @@ def test_imagelist_missing_files(image_list_root) -> None:
 
 @pytest.fixture(scope="module")
 def build_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "build_embedded_dataset.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "build_embedded_dataset.py"
     spec = importlib.util.spec_from_file_location("build_embedded_dataset", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

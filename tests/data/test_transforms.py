@@ -142,20 +142,16 @@ def test_gcut_crop_view_reaches_the_cached_gcut():
 
     model = RetrievalNet(SmallResNet(width=4), 32, 8)
     cache = AttentionCache(16, grid_size=4)
-    gcut = GCut(model, cache=cache, grid_size=4, warmup="skip")
-    seen = []
-    original = gcut.source.grid
-
-    def spy(x, view, grid_size):
-        seen.append(view)
-        return original(x, view, grid_size)
-
-    gcut.source.grid = spy  # type: ignore[method-assign]
     crop = paper_training_transform("gcut-approx", SIZE, generator=make_generator("cpu", 1))
-    pipeline = RetentionPipeline(gcut, crop=crop)
+    pipeline = RetentionPipeline(GCut(model, cache=cache, grid_size=4, warmup="skip"), crop=crop)
     index = torch.tensor([0, 3, 9, 12])
-    pipeline(_normalise(_known_pixels(batch=4)), index=index)
-    assert seen[0].boxes is not None and seen[0].flips is not None and torch.equal(seen[0].index, index)
+    batch = pipeline.augment(_normalise(_known_pixels(batch=4)), index)
+    assert batch.view.boxes is not None and batch.view.flips is not None and torch.equal(batch.view.index, index)
+    area = (batch.view.boxes[:, 2] - batch.view.boxes[:, 0]) * (batch.view.boxes[:, 3] - batch.view.boxes[:, 1])
+    assert bool((area < 1).all())  # a random resized crop, not the whole image
+    with pipeline.recording(batch):
+        model(batch.images)
+    assert cache.seen.nonzero().flatten().tolist() == [0, 3, 9, 12]
 
 
 def test_other_is_jitter_crop_flip_rotation_with_black_corners():

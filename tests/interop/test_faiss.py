@@ -41,8 +41,8 @@ def test_hamming_top_k_breaks_ties_by_index():
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: BinaryCodeIndex(12), ValueError, "multiple of 8"),
-        (lambda: pack_codes(torch.zeros(2, 8)), ValueError, "only -1 and \\+1"),
+        (lambda: BinaryCodeIndex(0), ValueError, "code_length must be an int >= 1"),
+        (lambda: pack_codes(torch.full((2, 8), 0.5)), ValueError, "sign_codes"),
         (lambda: BinaryCodeIndex(16).add(_codes(4, 8, 0)), ValueError, r"codes must have shape \(N, 16\)"),
         (lambda: BinaryCodeIndex(16).search(_codes(4, 16, 0), k=3), ValueError, "index is empty"),
     ],
@@ -57,7 +57,7 @@ def test_faiss_benchmark_checks_agreement_and_writes_results(tmp_path):
     import sys
     from pathlib import Path
 
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     finished = subprocess.run(
         [sys.executable, "faiss_search.py", "--queries", "50", "--database", "500", "--k", "10", "--repeats", "2", "--out", str(tmp_path)],
         cwd=benchmarks, capture_output=True, text=True, timeout=120,

@@ -85,7 +85,7 @@ def test_the_pml_example_trains_on_the_embedded_data():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "pml_miner.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "pml_miner.py"
     spec = importlib.util.spec_from_file_location("pml_miner", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gg_augment import RetentionWeightedPairwiseLoss
 
-from .conftest import make_generator
+from ..conftest import make_generator
 
 
 def _reference(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

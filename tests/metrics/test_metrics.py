@@ -231,12 +231,11 @@ def test_map_accepts_integer_codes_and_half_vectors(device):
 
 
 def test_auto_chunk_is_bounded_for_large_problems():
-    from gg_augment.metrics import _WORK_BUDGET_BYTES, _Problem
+    from gg_augment.metrics.ranking import _WORK_BUDGET_BYTES, Ranking
 
     # 10,000 queries x 100,000 items: blocks must stay far below the full Q x N problem.
     query = torch.ones(2, 64)
-    problem = _Problem(query, query, torch.zeros(2, dtype=torch.long),
-                       torch.zeros(2, dtype=torch.long), "hamming")
+    problem = Ranking(query, query, "hamming")
     problem.num_queries, problem.num_database = 10_000, 100_000
     block = problem.chunk_size(1000, None)
     assert 1 <= block < 10_000
@@ -376,12 +375,13 @@ def test_other_metric_errors():
 
 def test_float64_key_path_matches(monkeypatch):
     # Huge K * N switch the keys to float64; force that path on a small problem.
-    import gg_augment.metrics as metrics
+    import gg_augment.metrics.ranking as metrics
 
     query, database, ql, dl = _problem("single", "cpu", num_query=12, num_database=40)
     fast = mean_average_precision(query, database, ql, dl, k=9)
     fast_recall = recall_at_k(query, query, ql, ql, k=(1, 5), metric="hamming", exclude_self=True)
     monkeypatch.setattr(metrics, "_FLOAT32_EXACT", 1)
+    monkeypatch.setattr(metrics, "faiss_module", lambda: None)  # the key path, not faiss
     torch.testing.assert_close(mean_average_precision(query, database, ql, dl, k=9), fast)
     _close(fast, ref_map(query, database, ql, dl, topk=9))
     wide_recall = recall_at_k(query, query, ql, ql, k=(1, 5), metric="hamming", exclude_self=True)

@@ -39,9 +39,10 @@ def test_backbone_feeds_gcut_and_the_cache(device):
     gcut = gg.GCut(net, grid_size=4)
     assert gcut.compute_attention(x).shape == (3, 4, 4)
     cache = gg.AttentionCache(8, grid_size=4, device=device)
-    approx = gg.GCut(net, cache=cache, grid_size=4)
-    x_aug, _ = approx(x, view=torch.arange(3, device=device))
-    net.train()(x_aug)
+    approx = gg.RetentionPipeline(gg.GCut(net, cache=cache, grid_size=4))
+    batch = approx.augment(x, torch.arange(3))
+    with approx.recording(batch):
+        net.train()(batch.images)
     assert int(cache.seen.sum()) == 3
 
 

@@ -12,7 +12,7 @@ import torch
 from gg_augment.training import RunLayout, TrainConfig, run
 from gg_augment.training.cli import main, parse_config
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TINY = ["--limit-train", "96", "--limit-query", "40", "--limit-database", "160", "--batch-size", "32", "--no-progress", "--threads", "1"]
 
 

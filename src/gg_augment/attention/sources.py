@@ -9,13 +9,17 @@ normalised attention grid that :class:`~gg_augment.GCut` cuts on:
 - :class:`CallableAttention`: any ``attention_fn(x) -> (B, h, w)``;
 - :class:`GivenAttention`: a map the caller already has.
 
-After cutting, GCut calls :meth:`AttentionSource.observe` with the cells the model will see in
-the training forward; only the cached source uses it (to write those cells back).
+Drawing attention has no side effects. :meth:`AttentionSource.draw` returns the grid, the
+checked view and, for the cached source's warm-up, the maps its extra pass computed; the
+training step hands them back to :meth:`CachedAttention.recording` around its forward, where
+the cache is written (see :class:`~gg_augment.RetentionPipeline`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -26,8 +30,10 @@ from ..functional.cut import attention_to_grid
 from ..view import View
 from .cache import AttentionCache
 from .extractors import AttentionExtractor, attention_extractor_for
+from .recorder import CacheRecorder, Warmup
 
 __all__ = [
+    "AttentionDraw",
     "AttentionSource",
     "CachedAttention",
     "CallableAttention",
@@ -39,8 +45,23 @@ __all__ = [
 WARMUP_POLICIES = ("forward", "skip", "random")
 
 
+@dataclass(frozen=True)
+class AttentionDraw:
+    """What a source returns for one batch.
+
+    Attributes:
+        grid: (B, gh, gw) float32 probabilities.
+        view: the view as checked by the source (pass it on: it is not checked again).
+        warmup: maps the cached source's warm-up pass computed, for the recording to write.
+    """
+
+    grid: Tensor
+    view: View | None
+    warmup: Warmup | None = None
+
+
 class AttentionSource:
-    """The protocol: ``grid(x, view, grid_size)`` and, optionally, ``observe(view, observed)``.
+    """The protocol: ``grid(x, view, grid_size)``; :meth:`draw` adds what a recording needs.
 
     Attributes:
         name: the short name shown as ``attention_source`` in GCut's repr.
@@ -63,8 +84,9 @@ class AttentionSource:
         """
         raise NotImplementedError
 
-    def observe(self, view: View | None, observed: Tensor) -> None:
-        """What the training forward will see: ``observed`` (B, gh, gw) bool, not cut."""
+    def draw(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> AttentionDraw:
+        """:meth:`grid` with the view passed on; no side effects."""
+        return AttentionDraw(self.grid(x, view, grid_size), view)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -157,19 +179,23 @@ class ForwardAttention(AttentionSource):
 class CachedAttention(AttentionSource):
     """Approximate G_cut: attention from an :class:`AttentionCache`, with no extra pass.
 
-    The cache is filled by the normal training forward (its hook on the attention layer);
-    :meth:`observe` announces the batch and its uncut cells, so that forward writes them back.
-    A sample whose view holds no cached value yet follows ``warmup``:
+    The cache is filled by the normal training forward inside :meth:`recording`. A sample
+    never written yet follows ``warmup``:
 
-    - ``"forward"``: an extra pass for those samples only; its map also seeds the cache (the
-      pass is paid for, and the cells cut next are then known too);
+    - ``"forward"``: an extra pass for those samples only; the recording also writes its map
+      into the cache (the pass is paid for, and the cells cut next are then known too);
     - ``"skip"``: leave it uncut (a uniform map has no candidate above the mean), r = 1;
     - ``"random"``: a random map.
 
+    Which samples were never written is read from the cache's host-side record when the
+    view's index is a CPU tensor: no host synchronisation. A sample written before whose
+    current view holds none of its written cells (possible with small crops) gets a uniform
+    map, as under ``"skip"``.
+
     Args:
-        cache: the storage. Attached to ``extractor`` here if it is not attached yet.
-        extractor: the model's extractor (for attaching and for the ``"forward"`` warm-up);
-            defaults to the one the cache is attached to.
+        cache: the storage.
+        extractor: the extractor of the model being trained (the hooked layer, and the
+            ``"forward"`` warm-up pass).
         warmup: the policy above.
         generator: the generator of the ``"random"`` warm-up maps.
     """
@@ -179,33 +205,32 @@ class CachedAttention(AttentionSource):
     def __init__(
         self,
         cache: AttentionCache,
-        extractor: AttentionExtractor | None = None,
+        extractor: AttentionExtractor,
         *,
         warmup: str = "forward",
         generator: torch.Generator | None = None,
     ) -> None:
         if not isinstance(cache, AttentionCache):
             raise TypeError(f"cache must be an AttentionCache; got {type(cache).__name__}")
-        if extractor is not None and not isinstance(extractor, AttentionExtractor):
-            raise TypeError(f"extractor must be an AttentionExtractor; got {type(extractor).__name__}")
-        if not cache.attached:
-            if extractor is None:
-                raise ValueError(
-                    "the approximate G_cut needs the cache attached to the model being trained: pass model= "
-                    "(or extractor=), or call cache.attach(model) first"
-                )
-            cache.attach(extractor)
-        attached = cache.extractor
-        if attached is None:  # attach() always sets it
-            raise RuntimeError("the attention cache is attached but holds no extractor")
+        if not isinstance(extractor, AttentionExtractor):
+            raise TypeError(
+                "the approximate G_cut needs the model being trained: pass model= (or extractor=); "
+                f"got extractor={type(extractor).__name__}"
+            )
         self.cache = cache
-        self.extractor = extractor if extractor is not None else attached
-        self.default_select = self.extractor.default_select
-        self.native_grid = self.extractor.native_grid
+        self.extractor = extractor
+        self.default_select = extractor.default_select
+        self.native_grid = extractor.native_grid
         self.warmup = check_choice(warmup, "warmup", WARMUP_POLICIES)
         self.generator = check_generator(generator)
+        # The hook goes on the layer at the first recording, not here: a constructor that
+        # fails later leaves nothing attached.
+        self.recorder = CacheRecorder(cache, extractor)
 
     def grid(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> Tensor:
+        return self.draw(x, view, grid_size).grid
+
+    def draw(self, x: Tensor, view: View | None, grid_size: tuple[int, int] | None) -> AttentionDraw:
         if view is None:
             raise ValueError(
                 "GCut with an attention cache needs view= (a gg_augment.View with the dataset "
@@ -213,30 +238,39 @@ class CachedAttention(AttentionSource):
             )
         view = self.cache.check_view(view, x.shape[0])
         grid_size = grid_size if grid_size is not None else self.cache.grid_size
-        grid, seen = self.cache.read(view, grid_size)
-        grid, seen = grid.to(x.device), seen.to(x.device)
-        if self.warmup == "forward":
-            # Only the unseen samples pay the extra pass; after the first epoch (almost) none
-            # do. This branch syncs on `seen.all()` once per step, the one deliberate host
-            # synchronisation of the cache path, the price of an exact warm-up.
-            if not bool(seen.all()):
-                unseen = torch.nonzero(~seen).squeeze(1)
-                logits = self.extractor.extract(x.index_select(0, unseen))
-                grid = grid.index_copy(0, unseen, attention_to_grid(logits, grid_size, logits=True))
-                self.cache.write(view.select(unseen), logits)
-        elif self.warmup == "random":
+        grid, _known = self.cache.read(view, grid_size)
+        grid = grid.to(x.device)
+        # Decided on the host (see the class docs): no device read, whatever the policy.
+        unseen = self.cache.unseen_rows(view)
+        if self.warmup == "random":
+            # Drawn for the whole batch on every call, so the generator advances the same way
+            # whatever the cache holds.
             generator = check_generator(self.generator, x.device)
-            random_grid = uniform(tuple(grid.shape), x.device, generator)
-            random_grid = random_grid / random_grid.sum(dim=(1, 2), keepdim=True)
-            grid = torch.where(seen.view(-1, 1, 1), grid, random_grid)
-        else:
-            uniform_grid = torch.full_like(grid, 1.0 / (grid.shape[1] * grid.shape[2]))
-            grid = torch.where(seen.view(-1, 1, 1), grid, uniform_grid)
-        return grid
+            replacement = uniform(tuple(grid.shape), x.device, generator)
+            replacement = replacement / replacement.sum(dim=(1, 2), keepdim=True)
+            rows = unseen.to(x.device, non_blocking=True)
+            return AttentionDraw(grid.index_copy(0, rows, replacement.index_select(0, rows)), view)
+        if unseen.numel() == 0:
+            return AttentionDraw(grid, view)
+        rows = unseen.to(x.device, non_blocking=True)
+        if self.warmup == "skip":
+            uniform_rows = torch.full((rows.shape[0], *grid.shape[1:]), 1.0 / (grid.shape[1] * grid.shape[2]), device=x.device)
+            return AttentionDraw(grid.index_copy(0, rows, uniform_rows), view)
+        # "forward": only the unseen samples pay the extra pass; after the first epoch none do.
+        subset = x.index_select(0, rows)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            subset = subset.contiguous(memory_format=torch.channels_last)
+        logits = self.extractor.extract(subset)
+        grid = grid.index_copy(0, rows, attention_to_grid(logits, grid_size, logits=True))
+        return AttentionDraw(grid, view, Warmup(view.select(unseen), logits))
 
-    def observe(self, view: View | None, observed: Tensor) -> None:
-        if view is not None and view.index is not None:
-            self.cache.expect(view, observed)
+    @contextmanager
+    def recording(
+        self, view: View | Tensor, observed: Tensor | None = None, warmup: Warmup | None = None
+    ) -> Iterator[None]:
+        """The training forward inside writes the cache: see :meth:`CacheRecorder.recording`."""
+        with self.recorder.recording(view, observed, warmup):
+            yield
 
     def __repr__(self) -> str:
         return f"CachedAttention(warmup={self.warmup!r}, extractor={self.extractor!r})"
@@ -246,6 +280,8 @@ def attention_source_for(
     model: nn.Module | None = None,
     *,
     layer: str | nn.Module | None = None,
+    definition: str = "mean",
+    temperature: float = 1.0,
     extractor: AttentionExtractor | None = None,
     attention_source: str | None = None,
     attention_fn: Callable[[Tensor], Tensor] | None = None,
@@ -256,12 +292,13 @@ def attention_source_for(
 ) -> AttentionSource:
     """Build a source from GCut's short forms.
 
-    ``attention_source`` is inferred when None: ``"cache"`` with a cache, ``"callable"`` with
+    ``definition`` and ``temperature`` configure the extractor built from ``model`` (see
+    :mod:`gg_augment.attention.extractors`). ``attention_source`` is inferred when None: ``"cache"`` with a cache, ``"callable"`` with
     ``attention_fn``, ``"forward"`` with a model or extractor, else ``"argument"`` (the map
     comes with every call).
     """
     if extractor is None and model is not None:
-        extractor = attention_extractor_for(model, layer)
+        extractor = attention_extractor_for(model, layer, definition=definition, temperature=temperature)
     elif extractor is not None and not isinstance(extractor, AttentionExtractor):
         raise TypeError(f"extractor must be an AttentionExtractor; got {type(extractor).__name__}")
     if attention_source is None:
@@ -281,6 +318,8 @@ def attention_source_for(
     if attention_source == "cache":
         if not isinstance(cache, AttentionCache):
             raise TypeError(f"attention_source='cache' needs cache=AttentionCache(...); got {type(cache).__name__}")
+        if extractor is None:
+            raise ValueError("attention_source='cache' needs the model being trained: pass model= (or extractor=); got neither")
         return CachedAttention(cache, extractor, warmup=warmup, generator=generator)
     if attention_source == "callable":
         if attention_fn is None:

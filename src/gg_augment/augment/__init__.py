@@ -7,11 +7,13 @@ from .crop import RandomResizedCropFlip, ResizedCropFlipOutput
 from .erasing import RandomErasingRetention
 from .gcut import GCut
 from .gt import GT
+from .image_only import ImageOnly
 from .per_sample import PerSample
 
 __all__ = [
     "GCut",
     "GT",
+    "ImageOnly",
     "PerSample",
     "RandomErasingRetention",
     "RandomResizedCropFlip",

@@ -32,8 +32,8 @@ class RandomErasingRetention(RetentionAugmentation):
       quarter up, r = 1 − erased share.
 
     Args:
-        scale: range of the erased area as a share of the image.
-        ratio: range of the rectangle's aspect ratio (h / w).
+        scale: range of the erased area as a share of the image, within [0, 1], max > 0.
+        ratio: range of the rectangle's aspect ratio (h / w), positive and finite.
         fill: ``"random"`` (per-pixel N(0, 1), as torchvision's ``value="random"``) or a float.
         min_share: erased shares below this keep r = 1.
         p: probability that a sample is augmented; the others pass with r = 1.
@@ -58,12 +58,16 @@ class RandomErasingRetention(RetentionAugmentation):
         super().__init__(p=p, generator=generator, validate_args=validate_args)
         self.min_share = check_range(min_share, "min_share", 0.0, 1.0)
         self.scale = check_interval(scale, "scale", 0.0, 1.0)
+        if self.scale[1] == 0:
+            raise ValueError(f"scale must allow a positive erased share (scale[1] > 0); got {scale!r} (use p=0 to erase nothing)")
         self.ratio = check_interval(ratio, "ratio", 0.0, math.inf, low_inclusive=False)
         if isinstance(fill, str):
             if fill != "random":
                 raise ValueError(f"fill must be 'random' or a float; got {fill!r}")
         elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be 'random' or a float; got {fill!r}")
+        else:
+            fill = check_range(fill, "fill", -math.inf, math.inf)
         self.fill: str | float = fill
 
     def sample(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,13 +14,18 @@ from .._checks import (
     check_attention,
     check_choice,
     check_image_batch,
-    check_positive,
     check_range,
     pair,
 )
 from ..attention.cache import AttentionCache
 from ..attention.extractors import AttentionExtractor
-from ..attention.sources import AttentionSource, GivenAttention, attention_source_for
+from ..attention.sources import (
+    AttentionDraw,
+    AttentionSource,
+    CachedAttention,
+    GivenAttention,
+    attention_source_for,
+)
 from ..functional._sampling import truncated_half_normal, uniform
 from ..functional.cut import candidate_cells, gcut
 from ..view import View, as_view
@@ -47,7 +54,10 @@ class GCut(RetentionAugmentation):
     - ``"cache"`` (``GCut(model, cache=cache)``): approximate G_cut from an
       :class:`~gg_augment.AttentionCache` filled by the training forward; every call needs
       ``view=`` with the dataset indices (:class:`~gg_augment.attention.CachedAttention`,
-      which owns the ``warmup`` policy);
+      which owns the ``warmup`` policy). The cache is written only inside
+      ``source.recording(...)``: use :meth:`cut_and_record` (or
+      :meth:`RetentionPipeline.augment <gg_augment.RetentionPipeline.augment>`); a plain call
+      warns that nothing is written;
     - ``"callable"`` (``attention_fn=``): a non-negative ``(B, h, w)`` map per batch;
     - ``"argument"``: no source; the map comes as ``attention=`` with every call.
 
@@ -59,6 +69,9 @@ class GCut(RetentionAugmentation):
         source: a ready attention source; excludes the short forms below.
         layer: name of the layer whose output gives the attention; by default ``layer4``
             (torchvision ResNets) or ``encoder`` (torchvision ViT).
+        definition: how a CNN feature map becomes attention: ``"mean"`` (the authors'
+            channel mean) or ``"energy"`` (attention transfer's Σ_c A_c², scaled by 1/C).
+        temperature: the softmax temperature of the model's attention logits, > 0.
         extractor: a ready :class:`AttentionExtractor` instead of ``model``/``layer``.
         attention_source: ``"forward"``, ``"cache"``, ``"callable"`` or ``"argument"``.
         attention_fn: callable attention for ``"callable"``.
@@ -71,9 +84,9 @@ class GCut(RetentionAugmentation):
         select: ``"mean"`` or ``"topk"``; None picks the source's default (mean for CNNs,
             top-k for ViTs, mean otherwise).
         keep_ratio: share of cells that are candidates under ``"topk"``.
-        sigma: scale of the cut count, as a fraction of m.
-        limit: at most floor(limit·m) cells are cut, in (0, 1].
-        fill: value of the cut pixels (0.0 is the mean colour of a normalised input).
+        sigma: scale of the cut count, as a fraction of m, in [0.01, 100].
+        limit: at most floor(limit·m) cells are cut, in (0, 1]; limit·gh·gw must be >= 1.
+        fill: value of the cut pixels, finite (0.0 is the mean colour of a normalised input).
         score: ``"attention"`` or ``"area"``.
         p: probability that a sample is augmented; the others pass with r = 1.
         count_rule: ``"truncated"`` (step 3 above) or ``"authors"``, the GG code's rule:
@@ -105,6 +118,8 @@ class GCut(RetentionAugmentation):
         *,
         source: AttentionSource | None = None,
         layer: str | nn.Module | None = None,
+        definition: str = "mean",
+        temperature: float = 1.0,
         extractor: AttentionExtractor | None = None,
         attention_source: str | None = None,
         attention_fn: Callable[[Tensor], Tensor] | None = None,
@@ -125,7 +140,8 @@ class GCut(RetentionAugmentation):
         super().__init__(p=p, generator=generator, validate_args=validate_args)
         if source is None:
             source = attention_source_for(
-                model, layer=layer, extractor=extractor, attention_source=attention_source,
+                model, layer=layer, definition=definition, temperature=temperature, extractor=extractor,
+                attention_source=attention_source,
                 attention_fn=attention_fn, cache=cache, warmup=warmup, generator=self.generator,
                 validate_args=self.validate_args,
             )
@@ -143,11 +159,18 @@ class GCut(RetentionAugmentation):
                 raise ValueError(f"grid_size must have at least 2 cells to cut among; got {grid_size!r}")
         self.select = check_choice(select if select is not None else source.default_select, "select", ("mean", "topk"))
         self.keep_ratio = check_range(keep_ratio, "keep_ratio", 0.0, 1.0, low_inclusive=False)
-        self.sigma = check_positive(sigma, "sigma")
+        # Beyond 100 the cut count is already uniform on 0..floor(limit·m) (at 1e300 the sampler
+        # would collapse to no cut); below 0.01 a 144-cell grid is almost never cut.
+        self.sigma = check_range(sigma, "sigma", 0.01, 100.0)
         self.limit = check_range(limit, "limit", 0.0, 1.0, low_inclusive=False)
+        if self.grid_size is not None and self.limit * self.grid_size[0] * self.grid_size[1] < 1:
+            raise ValueError(
+                f"limit={self.limit} lets no cell be cut on a {self.grid_size[0]}x{self.grid_size[1]} grid "
+                "(floor(limit·m) = 0 for every candidate count m); raise limit or the grid size"
+            )
         if isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be a float; got {fill!r}")
-        self.fill = float(fill)
+        self.fill = check_range(fill, "fill", -math.inf, math.inf)
         self.score = check_choice(score, "score", ("attention", "area"))
         self.count_rule = check_choice(count_rule, "count_rule", ("truncated", "authors"))
 
@@ -160,10 +183,38 @@ class GCut(RetentionAugmentation):
         self, x: Tensor, attention: Tensor | None = None, view: View | Tensor | None = None
     ) -> Tensor:
         """The normalised attention grid (B, gh, gw), float32: ``attention`` if given, else
-        the source's."""
-        x = check_image_batch(x)
+        the source's. No side effects (a cached source's warm-up maps are not written)."""
+        return self.draw_attention(check_image_batch(x), attention, view).grid
+
+    def draw_attention(
+        self, x: Tensor, attention: Tensor | None = None, view: View | Tensor | None = None
+    ) -> AttentionDraw:
+        """The attention grid with the checked view and any warm-up maps (see
+        :class:`~gg_augment.attention.AttentionDraw`). The view must describe the B images
+        (a (B,) integer index; boxes and flips of B), whatever the source."""
+        checked = as_view(view)
+        if checked is not None:
+            checked = checked.validated(x.shape[0], validate_values=False)
         source = self.source if attention is None else GivenAttention(attention, validate_args=self.validate_args)
-        return source.grid(x, as_view(view), self.grid_size)
+        return source.draw(x, checked, self.grid_size)
+
+    def cut_and_record(
+        self, x: Tensor, view: View | Tensor | None = None
+    ) -> tuple[Tensor, Tensor, AttentionDraw, Tensor]:
+        """``forward(x, view=view)`` that also returns what a recording needs, no side effects.
+
+        Returns:
+            ``(x_aug, retention, draw, observed)``: ``draw`` holds the checked view and the
+            warm-up maps; ``observed`` (B, gh, gw) bool are the cells left uncut. Pass them to
+            ``self.source.recording(draw.view, observed, draw.warmup)`` around the training
+            forward (:class:`~gg_augment.RetentionPipeline` does it).
+        """
+        x = check_image_batch(x, validate_values=self.validate_args)
+        self._check_grid_fits(x)
+        drawn = self.draw_attention(x, None, view)
+        params = self.generate_params(x.shape, x.device, None, attention=drawn.grid)
+        x_aug, retention = self.transform(x, params)
+        return x_aug, retention, drawn, ~params["cut"]
 
     # -- sample, then apply ------------------------------------------------------------------
 
@@ -180,6 +231,15 @@ class GCut(RetentionAugmentation):
 
     def sampler_inputs(self, x: Tensor, context: Mapping[str, Any]) -> dict[str, Tensor]:
         self._check_grid_fits(x)
+        if isinstance(self.source, CachedAttention) and context.get("attention") is None:
+            warnings.warn(
+                "GCut with an attention cache was called without a recording: the cache is read but "
+                "never written, so every sample stays unseen (with warmup='forward' each step pays "
+                "the extra pass). Use RetentionPipeline.augment(...) and `with pipeline.recording(batch):` "
+                "around the training forward",
+                UserWarning,
+                stacklevel=5,  # the caller of gcut(...), past nn.Module.__call__ and forward
+            )
         return {"attention": self.compute_attention(x, context.get("attention"), context.get("view"))}
 
     def check_params(self, x: Tensor, params: dict[str, Tensor]) -> None:
@@ -267,12 +327,6 @@ class GCut(RetentionAugmentation):
         return gcut(
             x, cut, params.get("attention"), candidates=params.get("candidates"), fill=self.fill, score=self.score
         )
-
-    def finish(self, x: Tensor, params: dict[str, Tensor], context: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
-        out = self.transform(x, params)
-        # The training forward that follows sees every cell that was not cut.
-        self.source.observe(as_view(context.get("view")), ~params["cut"])
-        return out
 
     def extra_repr(self) -> str:
         parts = [

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_finite, check_image_batch, check_positive, check_range
+from .._checks import check_choice, check_finite, check_image_batch, check_range
 from ..functional._sampling import truncated_normal
 from ..functional.translate import gt as gt_functional
 from ._base import BatchShape, RetentionAugmentation, param
@@ -27,14 +27,15 @@ class GT(RetentionAugmentation):
     source lies outside the image get the fill. The whole batch is one indexing operation.
 
     Args:
-        sigma: offset standard deviation as a fraction of the image side. The default 0.1
+        sigma: offset standard deviation as a fraction of the image side, in [0.001, 10]. The default 0.1
             follows the study's ablation (docs/results.md: on the gpu preset σ = 0.1 scored
             +0.019 ± 0.011 mAP over the authors' 0.268, σ = 0.3 −0.016); the authors use
             50–80 px at 224 px, 0.22–0.36, which the trainers' paper recipe keeps.
         max_shift: truncation bound as a fraction of the side, in (0, 1].
         fill: ``"random"`` (one N(0, fill_scale²) constant per sample and channel), a float,
             or ``"reflect"`` (mirror; retention still counts only the original visible area).
-        fill_scale: std of the random fill; 1.0 suits inputs normalised to unit variance.
+        fill_scale: std of the random fill, in [0, 1e4]; 1.0 suits inputs normalised to unit
+            variance. Float fills must be finite.
         overlap: ``"foreground"``: r = (H−|dy|)(W−|dx|)/(HW); ``"iou"``: r = I/(2HW − I).
         p: probability that a sample is augmented; the others pass with r = 1.
         generator: the source of every random draw (default: torch's global RNG).
@@ -63,14 +64,20 @@ class GT(RetentionAugmentation):
         validate_args: bool = True,
     ) -> None:
         super().__init__(p=p, generator=generator, validate_args=validate_args)
-        self.sigma = check_positive(sigma, "sigma")
+        # Above 10 the truncated offsets are already uniform over ±max_shift (and at 1e300 the
+        # sampler would collapse to 0); below 1e-3 even a 224 px image is almost never moved.
+        self.sigma = check_range(sigma, "sigma", 1e-3, 10.0)
         self.max_shift = check_range(max_shift, "max_shift", 0.0, 1.0, low_inclusive=False)
         if isinstance(fill, str):
             check_choice(fill, "fill", ("random", "reflect"))
         elif isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be 'random', 'reflect' or a float; got {fill!r}")
+        else:
+            fill = check_range(fill, "fill", -math.inf, math.inf)
         self.fill: str | float = fill
-        self.fill_scale = check_range(fill_scale, "fill_scale", 0.0, float("inf"))
+        # A fill far beyond the image's own scale (normalised images have unit variance) is no
+        # colour; 1e4 leaves room for 0-255 images and keeps float16 fills finite.
+        self.fill_scale = check_range(fill_scale, "fill_scale", 0.0, 1e4)
         self.overlap = check_choice(overlap, "overlap", _OVERLAPS)
 
     def sample(
@@ -87,6 +94,11 @@ class GT(RetentionAugmentation):
             ``fill`` (B, C) float32 (random fill only); ``applied`` (B,) bool.
         """
         batch, channels, height, width = shape
+        if batch and math.floor(self.max_shift * height) == 0 and math.floor(self.max_shift * width) == 0:
+            raise ValueError(
+                f"max_shift={self.max_shift} allows no whole-pixel shift on {height}x{width} images "
+                f"(floor(max_shift·side) = 0); use max_shift >= {1 / max(height, width):.4g}"
+            )
         side = torch.tensor([height, width], dtype=torch.float64, device=device)
         # Whole-pixel offsets: truncating the continuous draw at floor(max_shift·side) + 1/2 and
         # rounding gives every allowed integer its full unit bin of normal mass.
@@ -134,6 +146,8 @@ class GT(RetentionAugmentation):
             fill = 0.0
         else:
             fill = float(self.fill)
+            if abs(fill) > torch.finfo(x.dtype).max:
+                raise ValueError(f"fill={fill!r} does not fit in {x.dtype} (it would become Inf); use a smaller fill")
         return gt_functional(x, shift, fill, reflect=self.fill == "reflect", overlap=self.overlap)
 
     def extra_repr(self) -> str:

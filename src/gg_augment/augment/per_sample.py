@@ -18,6 +18,7 @@ class PerSample(nn.Module):
     distributions as the batched module's (the tests compare the two). Put it last in a
     ``torchvision.transforms.v2.Compose`` (or before transforms that pass a retention scalar
     through untouched): it returns a tuple. A ``tv_tensors.Image`` input comes back as one.
+    For batch pipelines with transforms after GG, see :class:`~gg_augment.ImageOnly`.
 
     In DataLoader workers leave the module's ``generator`` unset: torch seeds each worker's
     global RNG differently, while a shared generator would be copied into every worker in

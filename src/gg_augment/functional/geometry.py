@@ -158,6 +158,8 @@ def resized_crop_flip(
         out_size = (int(size[0]), int(size[1]))
     theta = _view_to_original_theta(view_boxes, flips, x.shape[0], x.device)
     sampled, _ = _sample(x, theta, out_size, mode)
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return sampled.to(x.dtype).contiguous(memory_format=torch.channels_last)
     return sampled.to(x.dtype)
 
 

@@ -36,6 +36,104 @@ def _source_index(length: int, shift: Tensor, reflect: bool) -> tuple[Tensor, Te
     return source, inside
 
 
+def _pixel_layout(x: Tensor) -> tuple[Tensor, bool] | None:
+    """``x`` as contiguous (planes, H, W, K) pixels, and whether it is channels_last.
+
+    Contiguous NCHW is (B·C, H, W, 1); channels_last is (B, H, W, C). Other layouts: None.
+    """
+    if x.is_contiguous():
+        batch, channels, height, width = x.shape
+        return x.view(batch * channels, height, width, 1), False
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1), True
+    return None
+
+
+def _fill_values(fill: Tensor | float | None, x: Tensor) -> Tensor:
+    """The fill as (B, C) in the dtype of ``x``, cast exactly as ``torch.where`` would."""
+    batch, channels = x.shape[0], x.shape[1]
+    if not isinstance(fill, Tensor):
+        fill = torch.tensor(0.0 if fill is None else float(fill), device=x.device)
+    fill = fill.to(device=x.device, dtype=x.dtype)
+    if fill.ndim == 1:
+        fill = fill.view(1, channels)
+    return fill.expand(batch, channels) if fill.ndim < 2 or fill.shape[0] != batch else fill.view(batch, channels)
+
+
+def _translate_filled(x: Tensor, shift: Tensor, fill: Tensor | float | None, layout: tuple[Tensor, bool]) -> Tensor:
+    """The fill-mode shift as one copy of whole planes plus one in-place ``where``.
+
+    Inside a plane of H·W pixels (rows of W), moving by (dy, dx) moves the flat pixel
+    sequence by s = dy·W + dx: every visible output pixel is the source element s places
+    back. So a shifted plane is one contiguous window of the batch's own storage, and the
+    whole batch one ``index_select`` of whole-plane windows from an overlapping ``unfold``
+    view (a copy per plane, at memcpy speed). The pixels whose source is outside the image
+    read a neighbouring row or plane there; one ``where`` over a row-and-column-structured
+    mask (cheap to predict, unlike a gather) puts the fill on them. Only the first and last
+    samples can reach past the storage; they are redone with the gather. Bit-identical to
+    the gather version, which stays the path for reflect, autograd and other layouts.
+    """
+    pixels, channels_last = layout
+    batch, channels, height, width = x.shape
+    planes, _, _, inner = pixels.shape
+    plane_size = height * width * inner
+    per_plane = 1 if channels_last else channels
+    offset = ((shift[:, 0] * width + shift[:, 1]) * inner).repeat_interleave(per_plane)
+    start = torch.arange(planes, device=x.device) * plane_size - offset
+    flat = pixels.reshape(-1)
+    start = start.clamp(0, flat.numel() - plane_size)
+    shifted = flat.unfold(0, plane_size, 1).index_select(0, start).view(planes, height, width, inner)
+    rows_inside = _source_index(height, shift[:, 0], False)[1]
+    cols_inside = _source_index(width, shift[:, 1], False)[1]
+    fill_values = _fill_values(fill, x)
+    if channels_last:
+        out = shifted.view(batch, height, width, channels)
+        inside = (rows_inside.view(batch, height, 1, 1) & cols_inside.view(batch, 1, width, 1))
+        torch.where(inside, out, fill_values.view(batch, 1, 1, channels), out=out)
+        out = out.permute(0, 3, 1, 2)
+    else:
+        out = shifted.view(batch, channels, height, width)
+        inside = (rows_inside.view(batch, 1, height, 1) & cols_inside.view(batch, 1, 1, width))
+        torch.where(inside, out, fill_values.view(batch, channels, 1, 1), out=out)
+    # The windows of the first and last samples may have been clamped: redo them exactly.
+    ends = [0, batch - 1] if batch > 1 else [0]
+    out[ends] = _translate_gathered(x[ends], shift[ends], fill_values[ends], reflect=False)
+    return out
+
+
+def _translate_gathered(x: Tensor, shift: Tensor, fill: Tensor | float | None, *, reflect: bool) -> Tensor:
+    """The general path: a row ``index_select``, a column ``gather`` and a fill ``where``."""
+    batch, channels, height, width = x.shape
+    rows, rows_inside = _source_index(height, shift[:, 0], reflect)
+    cols, cols_inside = _source_index(width, shift[:, 1], reflect)
+    planes = batch * channels
+    # Row shifts move whole image rows: a row-level index_select (memcpy speed) from the
+    # input itself. Only the column shift needs an element gather. Two fresh buffers in all:
+    # on CPU, first-touch page faults of new buffers cost more than the arithmetic here.
+    plane_base = torch.arange(planes, device=x.device).view(batch, channels, 1) * height
+    row_index = (plane_base + rows.view(batch, 1, height)).reshape(-1)
+    shifted_rows = x.reshape(planes * height, width).index_select(0, row_index)
+    out = shifted_rows.view(batch, channels, height, width).gather(
+        3, cols.view(batch, 1, 1, width).expand(batch, channels, height, width)
+    )
+    if reflect:
+        return out
+    inside = (rows_inside.unsqueeze(2) & cols_inside.unsqueeze(1)).unsqueeze(1)
+    if not isinstance(fill, Tensor):
+        fill = torch.tensor(0.0 if fill is None else float(fill), device=x.device)
+    fill = fill.to(device=x.device, dtype=x.dtype)
+    if fill.ndim == 2:
+        fill = fill.view(batch, channels, 1, 1)
+    elif fill.ndim == 1:
+        fill = fill.view(1, channels, 1, 1)
+    if out.requires_grad:  # out= does not record autograd history
+        return torch.where(inside, out, fill)
+    # In place into the gather's fresh buffer: no third buffer.
+    return torch.where(inside, out, fill, out=out)
+
+
+
+
 def translate(
     x: Tensor,
     shift: Tensor,
@@ -70,34 +168,15 @@ def translate(
                 [ 0.,  1.,  2.],
                 [ 3.,  4.,  5.]])
     """
-    batch, channels, height, width = x.shape
     shift = shift.to(device=x.device, dtype=torch.long)
-    rows, rows_inside = _source_index(height, shift[:, 0], reflect)
-    cols, cols_inside = _source_index(width, shift[:, 1], reflect)
-    planes = batch * channels
-    # Row shifts move whole image rows: a row-level index_select (memcpy speed) from the
-    # input itself. Only the column shift needs an element gather. Two fresh buffers in all:
-    # on CPU, first-touch page faults of new buffers cost more than the arithmetic here.
-    plane_base = torch.arange(planes, device=x.device).view(batch, channels, 1) * height
-    row_index = (plane_base + rows.view(batch, 1, height)).reshape(-1)
-    shifted_rows = x.reshape(planes * height, width).index_select(0, row_index)
-    out = shifted_rows.view(batch, channels, height, width).gather(
-        3, cols.view(batch, 1, 1, width).expand(batch, channels, height, width)
-    )
-    if reflect:
-        return out
-    inside = (rows_inside.unsqueeze(2) & cols_inside.unsqueeze(1)).unsqueeze(1)
-    if not isinstance(fill, Tensor):
-        fill = torch.tensor(0.0 if fill is None else float(fill), device=x.device)
-    fill = fill.to(device=x.device, dtype=x.dtype)
-    if fill.ndim == 2:
-        fill = fill.view(batch, channels, 1, 1)
-    elif fill.ndim == 1:
-        fill = fill.view(1, channels, 1, 1)
-    if out.requires_grad:  # out= does not record autograd history
-        return torch.where(inside, out, fill)
-    # In place into the gather's fresh buffer: no third buffer.
-    return torch.where(inside, out, fill, out=out)
+    if not reflect and not (x.requires_grad and torch.is_grad_enabled()) and x.numel():
+        layout = _pixel_layout(x)
+        if layout is not None:
+            return _translate_filled(x, shift, fill, layout)
+    out = _translate_gathered(x, shift, fill, reflect=reflect)
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def gt_retention(shift: Tensor, image_size: tuple[int, int], mode: str = "foreground") -> Tensor:

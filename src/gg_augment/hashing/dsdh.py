@@ -71,11 +71,14 @@ _STATE_KEYS = (
 )
 
 
-def sign_codes(outputs: Tensor) -> Tensor:
+def sign_codes(outputs: Tensor, *, validate_args: bool = True) -> Tensor:
     """Binarise real outputs to ±1 codes, mapping 0 to +1 (``torch.sign`` would give 0).
 
     Args:
         outputs: real-valued network outputs.
+        validate_args: refuse NaN (a host sync): a diverged model's NaN outputs would
+            otherwise all become +1 and score a plausible mAP. ``False`` skips the check
+            (NaN then maps to +1).
 
     Returns:
         ±1 codes with the dtype and device of ``outputs``.
@@ -90,6 +93,12 @@ def sign_codes(outputs: Tensor) -> Tensor:
     """
     outputs = check_tensor(outputs, "outputs")
     check_floating(outputs, "outputs")
+    if validate_args and outputs.numel() and bool(torch.isnan(outputs).any()):
+        count = int(torch.isnan(outputs).sum())
+        raise ValueError(
+            f"outputs must not hold NaN to be binarised; got {count} NaN value(s) (did training "
+            "diverge? lower the learning rate)"
+        )
     return torch.ones_like(outputs).masked_fill_(outputs < 0, -1.0)
 
 

@@ -6,6 +6,8 @@ softplus(θ) − s̃·θ, reduced last.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
@@ -13,13 +15,14 @@ from .._checks import (
     check_choice,
     check_finite,
     check_labels,
+    check_multi_hot,
     check_positive,
     check_range,
     check_retention,
     check_same_device,
     check_tensor,
 )
-from .parts import label_similarity, pair_scores, pairwise_likelihood
+from .parts import RETENTION_RULES, label_similarity, pair_scores, retention_pair_loss
 from .triplet import CENTRE_FORM_MIN_BATCH, TRIPLET_FORMS, triplet_margin_loss
 
 __all__ = ["RetentionWeightedPairwiseLoss", "mined_pairs"]
@@ -70,7 +73,15 @@ class RetentionWeightedPairwiseLoss(nn.Module):
       or min(w_i, w_j)·s_ij (``combine="min"``).
 
     A weight of 0 removes the pull of a positive pair but keeps the push of negatives; all
-    weights 1 give the unweighted loss. Optional terms: quantization η·mean((b − u)²) with
+    weights 1 give the unweighted loss. That is the authors' retention rule; ``rule=`` picks
+    another way to use the pair weight w (the bank's w_i, or the in-batch product/min), see
+    :func:`~gg_augment.losses.retention_pair_loss` for each optimum θ*:
+
+    - ``"authors"`` (default): s̃ = s·w, loss ℓ(θ, s̃). A positive pair with w < 0.5 is pushed
+      apart (θ* = logit(w) < 0);
+    - ``"uncertain"``: s̃ = w·s + (1 − w)/2: a lost sample tends to "unknown", never to
+      "dissimilar" (positive θ* = logit((1 + w)/2) ≥ 0);
+    - ``"weighted"``: w·ℓ(θ, s): the target stays, the pull (and push) is scaled by w. Optional terms: quantization η·mean((b − u)²) with
     ``binary_targets=b``, and a classification-regression term
     ``classification_weight``·mean((y − ŷ)²) with ``class_scores=ŷ``, ``class_targets=y``.
 
@@ -97,7 +108,9 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         triplet_form: ``"all"`` (every valid triplet, cosine distance / 2) or ``"centre"`` (the
             authors': class-centre anchors, nearest negative, L2 on the codes, no term for
             batches of 20 or fewer); see :func:`~gg_augment.losses.triplet_margin_loss`.
-        validate_args: check that the weights lie in [0, 1] (a host sync on CUDA).
+        validate_args: check values (host syncs on CUDA): weights in [0, 1]; outputs,
+            bank, binary targets and class terms finite; multi-hot labels only 0/1.
+        rule: the retention rule, ``"authors"``, ``"uncertain"`` or ``"weighted"``.
 
     With pytorch-metric-learning, pass a miner's output as ``indices_tuple=``: the loss then
     runs over the mined pairs only, each target softened by the pair's retention weight (the
@@ -133,6 +146,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         triplet_weight: float = 0.0,
         triplet_margin: float = 0.3,
         weight_triplets: bool = False,
+        rule: str = "authors",
         triplet_form: str = "all",
     ) -> None:
         super().__init__()
@@ -146,6 +160,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         self.triplet_weight = check_range(triplet_weight, "triplet_weight", 0.0, float("inf"))
         self.triplet_margin = check_range(triplet_margin, "triplet_margin", 0.0, float("inf"))
         self.weight_triplets = bool(weight_triplets)
+        self.rule = check_choice(rule, "rule", RETENTION_RULES)
         self.triplet_form = check_choice(triplet_form, "triplet_form", TRIPLET_FORMS)
         if self.weight_triplets and self.triplet_form == "centre":
             raise ValueError("weight_triplets=True needs triplet_form='all' (the authors' centre form is unweighted)")
@@ -173,6 +188,8 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             check_finite(outputs, "outputs")
         labels = check_labels(labels, batch, "labels")
         check_same_device(labels, "labels", outputs, "outputs")
+        if self.validate_args:
+            check_multi_hot(labels, "labels")
         if weight is None:
             weights = torch.ones(batch, device=outputs.device)
         else:
@@ -191,11 +208,15 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             loss = self._in_batch_loss(outputs, labels, weights)
 
         if binary_targets is not None:
+            binary_targets = check_tensor(binary_targets, "binary_targets")
             if binary_targets.shape != outputs.shape:
                 raise ValueError(
                     f"binary_targets must have the shape of outputs {tuple(outputs.shape)}; "
                     f"got {tuple(binary_targets.shape)}"
                 )
+            self._warn_unweighted("binary_targets", "quantization_weight", self.quantization_weight)
+            if self.validate_args:
+                check_finite(binary_targets, "binary_targets")
             loss = loss + self.quantization_weight * (binary_targets.float() - outputs.float()).pow(2).mean()
         if (class_scores is None) != (class_targets is None):
             raise ValueError("class_scores and class_targets must be given together")
@@ -205,6 +226,10 @@ class RetentionWeightedPairwiseLoss(nn.Module):
                     f"class_scores and class_targets must have the same shape; "
                     f"got {tuple(class_scores.shape)} and {tuple(class_targets.shape)}"
                 )
+            self._warn_unweighted("class_scores", "classification_weight", self.classification_weight)
+            if self.validate_args:
+                check_finite(class_scores, "class_scores")
+                check_finite(class_targets, "class_targets")
             loss = loss + self.classification_weight * (class_targets.float() - class_scores.float()).pow(2).mean()
         if bank is not None and self.add_in_batch:
             loss = loss + self._in_batch_loss(outputs, labels, weights)
@@ -215,6 +240,16 @@ class RetentionWeightedPairwiseLoss(nn.Module):
                 outputs, labels, self.triplet_margin, triplet_weights, form=self.triplet_form
             )
         return loss
+
+    @staticmethod
+    def _warn_unweighted(term: str, weight_name: str, weight: float) -> None:
+        if weight == 0:
+            warnings.warn(
+                f"{term}= was passed but {weight_name}=0, so its term adds nothing to the loss; "
+                f"set {weight_name} > 0 to use it, or stop passing {term}=",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _bank_loss(
         self, outputs: Tensor, labels: Tensor, weights: Tensor, bank: Tensor, bank_labels: Tensor | None
@@ -227,11 +262,13 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         bank_labels = check_labels(bank_labels, bank.shape[0], "bank_labels")
         check_same_device(bank, "bank", outputs, "outputs")
         check_same_device(bank_labels, "bank_labels", outputs, "outputs")
+        if self.validate_args:
+            check_finite(bank, "bank")
+            check_multi_hot(bank_labels, "bank_labels")
         if bank.shape[0] == 0 or outputs.shape[0] == 0:
             return outputs.sum() * 0.0
         scores = pair_scores(outputs, bank, self.similarity, self.scale)
-        targets = label_similarity(labels, bank_labels) * weights.unsqueeze(1)
-        return pairwise_likelihood(scores, targets).mean()
+        return retention_pair_loss(scores, label_similarity(labels, bank_labels), weights.unsqueeze(1), self.rule).mean()
 
     def _in_batch_loss(self, outputs: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
         batch = outputs.shape[0]
@@ -240,10 +277,10 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             return outputs.sum() * 0.0
         scores = pair_scores(outputs, outputs, self.similarity, self.scale)
         pair_weights = self._pair_weights(weights.unsqueeze(1), weights.unsqueeze(0))
-        targets = label_similarity(labels, labels) * pair_weights
+        pair_loss = retention_pair_loss(scores, label_similarity(labels, labels), pair_weights, self.rule)
         # A mask product, not boolean indexing: static shapes, so torch.compile keeps one graph.
         off_diagonal = 1.0 - torch.eye(batch, dtype=scores.dtype, device=outputs.device)
-        return (pairwise_likelihood(scores, targets) * off_diagonal).sum() / (batch * (batch - 1))
+        return (pair_loss * off_diagonal).sum() / (batch * (batch - 1))
 
     def _pair_weights(self, left: Tensor, right: Tensor) -> Tensor:
         return left * right if self.combine == "product" else torch.minimum(left, right)
@@ -254,11 +291,13 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             return outputs.sum() * 0.0  # the miner found nothing: no pull, no push, graph intact
         # The batch's B×B scores, then the mined entries (as the in-batch term computes them).
         scores = pair_scores(outputs, outputs, self.similarity, self.scale)[rows, cols]
-        targets = label_similarity(labels, labels)[rows, cols] * self._pair_weights(weights[rows], weights[cols])
-        return pairwise_likelihood(scores, targets).mean()
+        similarity = label_similarity(labels, labels)[rows, cols]
+        return retention_pair_loss(scores, similarity, self._pair_weights(weights[rows], weights[cols]), self.rule).mean()
 
     def extra_repr(self) -> str:
         out = f"similarity={self.similarity!r}, combine={self.combine!r}"
+        if self.rule != "authors":
+            out += f", rule={self.rule!r}"
         if self.similarity == "cosine":
             out += f", scale={self.scale}"
         if self.quantization_weight:

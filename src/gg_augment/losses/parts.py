@@ -1,11 +1,14 @@
-"""The parts the losses are built from: pair targets, pair scores, the unreduced likelihood."""
+"""The parts the losses are built from: pair targets, pair scores, the unreduced likelihood, and
+the retention rules that turn a pair's weight into its loss."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["label_similarity", "pair_scores", "pairwise_likelihood"]
+__all__ = ["RETENTION_RULES", "label_similarity", "pair_scores", "pairwise_likelihood", "retention_pair_loss"]
+
+RETENTION_RULES = ("authors", "uncertain", "weighted")
 
 
 def label_similarity(labels: Tensor, other_labels: Tensor) -> Tensor:
@@ -45,3 +48,31 @@ def pair_scores(outputs: Tensor, others: Tensor, similarity: str = "hash", scale
 def pairwise_likelihood(scores: Tensor, targets: Tensor) -> Tensor:
     """Unreduced −log-likelihood of soft targets: softplus(θ) − s̃·θ (stable for any θ)."""
     return F.softplus(scores) - targets * scores
+
+
+def retention_pair_loss(scores: Tensor, similarity: Tensor, weight: Tensor, rule: str = "authors") -> Tensor:
+    """Unreduced pair loss under a retention rule, for pair score θ, label similarity s ∈ {0, 1}
+    and pair weight w ∈ [0, 1] (broadcast against each other).
+
+    With ℓ(θ, t) = softplus(θ) − t·θ (gradient σ(θ) − t, minimised where σ(θ) = t):
+
+    - ``"authors"``: ℓ(θ, s·w). A positive pair's optimum is θ* = logit(w): the pull stops at a
+      finite θ, and for w < 0.5 the pair is pushed apart (θ* < 0); at θ = 0 the gradient is
+      0.5 − w. Negatives: θ* = −∞, unchanged by w.
+    - ``"uncertain"``: ℓ(θ, w·s + (1 − w)/2): a lost sample's target softens towards "unknown"
+      (½), not towards "dissimilar". Positive: θ* = logit((1 + w)/2) ≥ 0, never repulsion;
+      gradient at θ = 0 is −w/2. Negative: θ* = −logit((1 + w)/2) ≤ 0 (the push softens too).
+    - ``"weighted"``: w·ℓ(θ, s): the target stays, the pair's loss is scaled. Positive:
+      θ* = +∞ for any w > 0 (a flat loss at w = 0); gradient at θ = 0 is −w/2. Negative:
+      θ* = −∞ with the push scaled by w.
+
+    Shape:
+        - scores, similarity, weight: broadcastable; output: their broadcast shape.
+    """
+    if rule == "authors":
+        return pairwise_likelihood(scores, similarity * weight)
+    if rule == "uncertain":
+        return pairwise_likelihood(scores, similarity * weight + (1.0 - weight) * 0.5)
+    if rule == "weighted":
+        return weight * pairwise_likelihood(scores, similarity)
+    raise ValueError(f"rule must be one of {list(RETENTION_RULES)}; got {rule!r}")

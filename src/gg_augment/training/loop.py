@@ -282,8 +282,10 @@ def train_one(config: TrainConfig, code_length: int, data: dict[str, Any], ctx: 
             x = x.to(device, non_blocking=True)
             index_device = index.to(device)
             with model.register_forward_pre_hook(count_forward):
-                x_aug, weight = pipeline(x, index_device)
-                outputs = train_model(x_aug)
+                batch = pipeline.augment(x, index)
+                with pipeline.recording(batch):
+                    outputs = train_model(batch.images)
+            weight = batch.weight
             steps_run += 1
             if solver is not None:
                 # Every rank keeps the full bank U: gather what all ranks just computed.

@@ -1,0 +1,112 @@
+"""``python -m benchmarks.study`` (or ``python benchmarks/study``): build the study's tables."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a folder: import the package from the repository root instead
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks.harness import command_line  # noqa: E402
+from benchmarks.study import __doc__ as STUDY_DOC  # noqa: E402
+from benchmarks.study.plots import replot  # noqa: E402
+from benchmarks.study.presets import PRESETS, SMOKE_METHODS, Preset  # noqa: E402
+from benchmarks.study.runner import Study  # noqa: E402
+from benchmarks.study.tables import BUILDERS, TABLES, write_table  # noqa: E402
+from gg_augment.training import TrainConfig  # noqa: E402
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE``: the value as JSON (numbers, true/false, lists), else as text."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in TrainConfig.field_names():
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with a TrainConfig field; got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.study", description=STUDY_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--preset", choices=sorted(PRESETS), default="cpu-pretrained")
+    add("--table", choices=(*TABLES, "all"), default="main")
+    add("--methods", help="comma-separated subset of the preset's methods")
+    add("--code-lengths", type=_ints, help="comma-separated subset of the preset's code lengths")
+    add("--seeds", type=_ints, help="comma-separated seeds (default: the preset's)")
+    add("--ablation-bits", type=int, help="code length of the robustness and ablation tables (default: the preset's)")
+    add("--jobs", type=int, default=1, help="runs side by side, each in its own process (CPU threads are shared out)")
+    add("--data-root", help="for the paper preset's dataset")
+    add("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
+        help="a TrainConfig field for every run, e.g. --set epochs=2 (repeatable)")
+    add("--smoke", action="store_true", help="tiny sizes, CPU, 2 seeds: checks the machinery, not the science")
+    add("--out", type=Path, default=Path("results/study"))
+    add("--replot", type=Path, metavar="FOLDER", help="only redraw the PNGs of the tables' JSON files in FOLDER")
+    return parser
+
+
+def choose(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Preset, dict[str, Any]]:
+    """The preset narrowed by the flags, and the fields changed for every run."""
+    preset = PRESETS[args.preset]
+    if args.methods:
+        unknown = set(args.methods.split(",")) - set(preset.methods)
+        if unknown:
+            parser.error(f"argument --methods: not in the preset: {sorted(unknown)}")
+        preset = replace(preset, methods=tuple(args.methods.split(",")))
+    for name in ("code_lengths", "seeds", "ablation_bits"):
+        if getattr(args, name):
+            preset = replace(preset, **{name: getattr(args, name)})
+    if preset.ablation_bits not in preset.code_lengths:
+        preset = replace(preset, ablation_bits=preset.code_lengths[0])
+    changes = dict(args.set)
+    if args.data_root:
+        changes["data_root"] = args.data_root
+    if args.smoke:
+        # Every table's machinery on a few runs: 2 seeds, one code length, 4 methods, 2 ablations.
+        methods = preset.methods if args.methods else tuple(m for m in preset.methods if m in SMOKE_METHODS)
+        ablations = tuple(a for a in preset.ablations if a.name in ("gcut", "gcut, no retention weighting"))
+        preset = replace(preset, seeds=preset.seeds[:2], code_lengths=(preset.ablation_bits,), methods=methods,
+                         ablations=ablations)
+        changes = {**preset.smoke, **changes}
+    return preset, changes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.replot:
+        for path in replot(args.replot):
+            print(f"redrew {path}")
+        return
+    if args.jobs < 1:
+        parser.error(f"argument --jobs: must be >= 1; got {args.jobs}")
+    preset, changes = choose(args, parser)
+    study = Study(args.preset, preset, args.out / args.preset, args.jobs, changes)
+    if args.smoke and preset.dry_smoke:
+        count = study.dry_run()
+        print(f"{args.preset}: {count} run configurations built (dry run: this preset needs its data and a GPU)")
+        return
+    command = command_line("-m benchmarks.study", argv)
+    for table in TABLES if args.table == "all" else (args.table,):
+        started = time.perf_counter()
+        markdown = write_table(table, BUILDERS[table](study), study, started, command)
+        if markdown is not None:
+            print(markdown)
+            print(f"wrote {study.out / table}.md/.csv/.png/.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The study's presets: which trainer settings, methods, code lengths, seeds and ablations.
+
+A preset's ``settings`` are :class:`~gg_augment.training.TrainConfig` fields; every run of
+the study is that configuration with a few fields replaced (``dataclasses.replace``): the seed,
+the code lengths, the method and an ablation's own fields. A new setting is one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gg_augment.training import AUGMENTATIONS, TrainConfig
+
+__all__ = ["Ablation", "Preset", "PRESETS", "SMOKE_METHODS", "departures", "standard_ablations"]
+
+#: The methods a smoke run keeps: one without augmentation, the baseline, both G_cuts.
+SMOKE_METHODS = ("none", "standard", "gcut", "gcut-approx")
+#: The methods that weight by retention, so that "no retention weighting" is an ablation of them.
+_WEIGHTED = ("erasing", "softcrop", "gt", "gcut", "gcut-approx")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One ablation row: the fields it changes, and the row whose runs it is paired with."""
+
+    name: str
+    changes: dict[str, Any]
+    reference: str = ""
+
+    @property
+    def is_method(self) -> bool:
+        """A plain method row (the main table's own runs)."""
+        return self.changes == {"augment": self.name}
+
+
+def standard_ablations(frozen_attention_layer: str | None = None) -> tuple[Ablation, ...]:
+    rows = [Ablation(method, {"augment": method}) for method in _WEIGHTED]
+    rows += [Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m) for m in _WEIGHTED]
+    rows += [
+        Ablation("gcut, area score", {"augment": "gcut", "gcut_score": "area"}, "gcut"),
+        Ablation("gcut, power curve", {"augment": "gcut", "curve": "power"}, "gcut"),
+        Ablation("gcut, authors' activation", {"augment": "gcut", "curve": "authors"}, "gcut"),
+        Ablation("gt, power curve", {"augment": "gt", "curve": "power"}, "gt"),
+        Ablation("gt, authors' activation", {"augment": "gt", "curve": "authors"}, "gt"),
+    ]
+    rows += [Ablation(f"gt, sigma {s}", {"augment": "gt", "gt_sigma": s}, "gt") for s in (0.05, 0.1, 0.2, 0.3)]
+    rows += [Ablation(f"gcut, limit {v}", {"augment": "gcut", "gcut_limit": v}, "gcut") for v in (0.25, 0.5, 0.75)]
+    if frozen_attention_layer:
+        changes = {"augment": "gcut", "attention_model": "imagenet", "attention_layer": frozen_attention_layer}
+        rows.append(Ablation("gcut, frozen ImageNet attention", changes, "gcut"))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A study setting. ``settings`` and ``smoke`` are ``TrainConfig`` fields (``smoke``
+    replaces the sizes for ``--smoke``); ``dry_smoke`` presets need what CI lacks (a GPU, the
+    paper's data), so ``--smoke`` only builds and checks their configurations."""
+
+    description: str
+    settings: dict[str, Any]
+    code_lengths: tuple[int, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = AUGMENTATIONS
+    ablation_bits: int = 32
+    ablations: tuple[Ablation, ...] = field(default_factory=standard_ablations)
+    smoke: dict[str, Any] = field(default_factory=lambda: dict(
+        limit_train=96, limit_query=48, limit_database=96, epochs=1, batch_size=32))
+    dry_smoke: bool = False
+
+    def config(self) -> TrainConfig:
+        """The trainer's configuration of this preset (unchecked: the device may be absent here)."""
+        return replace(TrainConfig(mode="hashing"), **self.settings)
+
+
+_LITE0: dict[str, Any] = {"arch": "efficientnet_lite0", "pretrained": True, "recipe": "paper", "batch_size": 64, "lr": 3e-4}
+# Lite0's block 10 of the frozen ImageNet model points at the garment (docs/results: attention focus).
+_LITE0_ATTENTION = "backbone.net._blocks.10"
+
+PRESETS: dict[str, Preset] = {
+    "cpu-pretrained": Preset(
+        description="EfficientNet-Lite0 (ImageNet weights), paper recipe at 64 px, 1,000 train images, 4 epochs",
+        settings={**_LITE0, "image_size": 64, "epochs": 4, "limit_train": 1000, "limit_query": 500,
+                  "limit_database": 2000, "device": "cpu"},
+        code_lengths=(32,),
+        ablations=standard_ablations(_LITE0_ATTENTION),
+    ),
+    "cpu-scratch": Preset(
+        description="small CNN from scratch, fast recipe, 5,000 train images, 15 epochs (the main job's setting), "
+        "train/query mAP every epoch",
+        settings={"arch": "small", "recipe": "fast", "epochs": 15, "eval_every": 1, "eval_train": 1000, "device": "cpu"},
+        code_lengths=(32,),
+        # Erasing, softcrop and G_t are in the pretrained and gpu presets; here they would add
+        # an hour on 2 cores.
+        methods=("none", "standard", "gcut", "gcut-approx"),
+    ),
+    "gpu": Preset(
+        description="EfficientNet-Lite0 (ImageNet weights), paper recipe at 96 px, 5,000 train images, 6 epochs",
+        settings={**_LITE0, "image_size": 96, "epochs": 6, "device": "cuda"},
+        code_lengths=(16, 32, 64),
+        ablations=standard_ablations(_LITE0_ATTENTION),
+        smoke=dict(limit_train=96, limit_query=48, limit_database=96, epochs=1, batch_size=32, image_size=64, device="cpu"),
+    ),
+    "paper": Preset(
+        description="the authors' protocol: CIFAR-10, ResNet-50 (ImageNet weights) at 224 px, 100 epochs",
+        settings={"data": "cifar10", "arch": "resnet50", "pretrained": True, "recipe": "paper", "image_size": 224,
+                  "epochs": 100, "device": "cuda"},
+        code_lengths=(16, 32, 48, 64),
+        dry_smoke=True,
+    ),
+}
+
+# Fields that say how or where a run executes, or which data split it reads, not how it trains.
+_NOT_PROTOCOL = ("device", "data_root", "limit_train", "limit_query", "limit_database", "eval_every", "eval_train",
+                 "code_lengths", "augment", "seed", "out", "resume", "progress", "threads", "workers", "stop_after")
+
+
+def departures(config: TrainConfig, reference: Preset | None = None) -> list[str]:
+    """``"field value (paper preset: value)"`` for every training setting in which ``config``
+    departs from the ``paper`` preset (the authors' protocol), recipe values resolved."""
+    mine, theirs = config.resolved(), (reference or PRESETS["paper"]).config().resolved()
+    out = []
+    for name in TrainConfig.field_names():
+        value, authors = getattr(mine, name), getattr(theirs, name)
+        if name not in _NOT_PROTOCOL and value != authors:
+            both_float = isinstance(value, float) and isinstance(authors, float)
+            out.append(f"{name} {value:g} (paper preset: {authors:g})" if both_float else f"{name} {value} (paper preset: {authors})")
+    return out
