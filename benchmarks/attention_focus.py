@@ -79,7 +79,7 @@ def main() -> None:
         model = build_model(config, 32, 3)
         name = args.name or f"{args.arch}{' ImageNet' if args.pretrained else ' untrained'}"
     model.eval()
-    images = load_data(config)["query_images"]
+    images = load_data(config).query.images
     grey = images[:, 0]
     low, high = grey.amin(dim=(1, 2), keepdim=True), grey.amax(dim=(1, 2), keepdim=True)
     foreground = ((grey - low) / (high - low).clamp_min(1e-6) > 0.1).float()

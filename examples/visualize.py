@@ -24,8 +24,7 @@ from torch import nn
 from gg_augment import GT, GCut, RetrievalNet, build_backbone
 from gg_augment.data import load_embedded
 from gg_augment.io import load_checkpoint, save_figure
-from gg_augment.training import TrainConfig, build_model, load_data
-from gg_augment.training.components import frozen_imagenet_model
+from gg_augment.training import TrainConfig, build_model, frozen_imagenet_model, load_data
 
 
 def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
@@ -75,7 +74,7 @@ def main() -> None:
         attention_net = frozen_imagenet_model(config, net) if config.attention_model == "imagenet" else net
         layer = args.attention_layer or config.attention_layer
         data = load_data(config)
-        images, labels = data["query_images"], data["query_labels"]
+        images, labels = data.query.images, data.query.labels
         print(f"model from {args.checkpoint}: {config.arch}, {config.image_size} px")
     else:
         net = RetrievalNet(*build_backbone("small"), code_length=32)

@@ -19,7 +19,7 @@ import torch
 from gg_augment import RandomErasingRetention
 from gg_augment.hashing import sign_codes
 from gg_augment.metrics import mean_average_precision
-from gg_augment.training import encode, load_data
+from gg_augment.training import RunData, encode, load_data
 
 from .runner import Study, load_model
 from .stats import cell, mean_std, paired_delta, paired_differences, per_seed
@@ -123,19 +123,19 @@ def robustness_table(study: Study) -> Table:
     bits = preset.ablation_bits
     jobs = {m: study.method_jobs(m) for m in preset.methods}
     study.ensure([j for per_seed_jobs in jobs.values() for j in per_seed_jobs.values()])
-    data: dict[str, Any] | None = None
+    data: RunData | None = None
     scores: PerSeed = {}
     for method, per_seed_jobs in jobs.items():
         for seed, job in per_seed_jobs.items():
             config = job.config.validate().resolved()
             if data is None:
                 data = load_data(config)  # the trainer's own split, limits and base transform
-            model = load_model(config, bits, data["query_images"].shape[1])
+            model = load_model(config, bits, data.query.channels)
             device = torch.device(config.device)
-            database = sign_codes(encode(model, data["database_images"], device))  # once per model
-            query_labels, database_labels = data["query_labels"].to(device), data["database_labels"].to(device)
+            database = sign_codes(encode(model, data.database.images, device))  # once per model
+            query_labels, database_labels = data.query.labels.to(device), data.database.labels.to(device)
             for area in (0.0, *ERASED_AREAS):
-                queries = data["query_images"] if area == 0.0 else erase_queries(data["query_images"], area, seed)
+                queries = data.query.images if area == 0.0 else erase_queries(data.query.images, area, seed)
                 codes = sign_codes(encode(model, queries, device))
                 value = float(mean_average_precision(codes, database, query_labels, database_labels, k=config.topk))
                 scores.setdefault(method, {}).setdefault(f"erased {area:.1f}", {})[seed] = value

@@ -196,7 +196,7 @@ CLI_CASES = [
     (["--image-size", "0"], "--image-size"),
     (["--seed", "-1"], "--seed"),
     (["--gt-sigma", "0"], "--gt-sigma"),
-    (["--cache-momentum", "1"], "--cache-momentum"),
+    (["--cache-momentum", "1.5"], "--cache-momentum"),
     (["--topk", "0"], "--topk"),
     (["--eval-every", "-2"], "--eval-every"),
     (["--limit-train", "1"], "--limit-train"),
@@ -211,12 +211,12 @@ CLI_CASES = [
 
 @pytest.mark.parametrize(("argv", "flag"), CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
 def test_cli_bad_flag_is_one_line_naming_the_flag(argv, flag, capsys, monkeypatch):
-    import gg_augment.training.components as components
+    import gg_augment.training.data as training_data
 
     def no_data(*_args, **_kwargs):
         raise AssertionError("data was loaded before the flags were checked")
 
-    monkeypatch.setattr(components, "load_splits", no_data)
+    monkeypatch.setattr(training_data, "load_splits", no_data)
     with pytest.raises(SystemExit) as exit_info:
         parse_config("hashing", argv)
     assert exit_info.value.code == 2

@@ -29,7 +29,6 @@ KILLER = textwrap.dedent(
     import json, os, sys, tempfile
     from pathlib import Path
     import gg_augment.io as io
-    import gg_augment.training.loop as loop
     from gg_augment.training import TrainConfig, run
 
     target, nth = sys.argv[1], int(sys.argv[2])
@@ -48,7 +47,6 @@ KILLER = textwrap.dedent(
         real(path, data)
 
     io.write_atomic = dying_write
-    loop.write_atomic = dying_write
     run(config)
     """
 )

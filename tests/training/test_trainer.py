@@ -97,9 +97,9 @@ def test_bad_command_lines_are_rejected(argv, message, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--epochs", "0"], "argument --epochs: must be an integer >= 1; got 0"),
+        (["--epochs", "0"], "argument --epochs: must be an int >= 1; got 0"),
         (["--data", "cifar10"], "argument --data-root: is needed with data='cifar10'"),
-        (["--batch-size", "1"], "argument --batch-size: must be an integer >= 2"),
+        (["--batch-size", "1"], "argument --batch-size: must be an int >= 2"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_flag(argv, message, capsys):
@@ -260,7 +260,7 @@ def test_recipe_paper_on_an_image_list_with_the_pretrained_backbone(tmp_path, im
 
 
 def test_epoch_batch_sampler_is_seeded_by_epoch_and_sharded_equally():
-    from gg_augment.training.components import EpochBatchSampler
+    from gg_augment.training import EpochBatchSampler
 
     rank0, rank1 = EpochBatchSampler(101, 16, seed=3, rank=0, world_size=2), EpochBatchSampler(101, 16, seed=3, rank=1, world_size=2)
     for epoch in (0, 1):
@@ -332,18 +332,17 @@ def test_trains_on_every_device(tmp_path, device, mode):
 
 def test_methods_sharing_a_seed_see_the_same_batches(tmp_path, monkeypatch):
     # Order and augmentation draw from separate generators: a method's draws never shift the order.
-    import gg_augment.training.loop as loop
+    from gg_augment.training import TensorSplit
 
     seen: dict[str, list[list[int]]] = {}
-    original = loop._in_memory
+    original = TensorSplit.train_batches
 
-    def recording(images, num_train, batch_size, generator, ctx, device):
-        batches, count = original(images, num_train, batch_size, generator, ctx, device)
-        listed = list(batches)
+    def recording(self, sampler):
+        listed = list(original(self, sampler))
         seen.setdefault(current, []).extend(index.tolist() for _, index in listed)
-        return iter(listed), count
+        return iter(listed)
 
-    monkeypatch.setattr(loop, "_in_memory", recording)
+    monkeypatch.setattr(TensorSplit, "train_batches", recording)
     for current in ("none", "gt", "gcut"):
         _run("hashing", tmp_path, "--augment", current, "--epochs", "2", "--code-lengths", "8")
     assert seen["none"] == seen["gt"] == seen["gcut"]

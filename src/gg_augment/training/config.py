@@ -1,43 +1,40 @@
-"""``TrainConfig``: everything a training run depends on, apart from any command line."""
+"""``TrainConfig``: everything a training run depends on, apart from any command line.
+
+Each field carries its own help, choices and checks (``field(metadata=...)``): the command
+line (:mod:`.cli`) is built from them, :meth:`TrainConfig.validate` reads them, and the
+recipe-decided fields take their values from :data:`RECIPES` in :meth:`TrainConfig.resolved`,
+the one place defaults are resolved.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RUN_CONTROL_KEYS", "RecipeSettings", "TrainConfig"]
+from .._checks import check_choice, check_int, check_range
+
+__all__ = [
+    "AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RECIPE_CASES", "RUN_CONTROL_KEYS",
+    "RecipeSettings", "TrainConfig", "flag_of", "recipe_help",
+]
 
 #: Fields that steer a run but cannot change its numbers: every other field keys the run folder
 #: and must match to resume. (Each code length has its own folder below the run's.)
-RUN_CONTROL_KEYS = ("code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every", "workers")
+RUN_CONTROL_KEYS = (
+    "code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every", "workers", "validation",
+)
 
 AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx")
 ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16", "efficientnet_lite0")
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": ("hashing", "real"),
-    "augment": AUGMENTATIONS,
-    "data": ("embedded", "cifar10", "imagelist"),
-    "imagelist_preset": ("auto", "nus-wide-21", "imagenet-100", "coco"),
-    "database": ("rest", "all"),
-    "arch": ARCHITECTURES,
-    "gcut_score": ("attention", "area"),
-    "erasing_rule": ("authors", "torchvision"),
-    "recipe": ("fast", "paper"),
-    "attention_model": ("trained", "imagenet"),
-    "curve": ("method", "identity", "power", "authors"),
-}
-_RECIPE_CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adam", "rmsprop"),
-    "loss_terms": ("bank", "bank+batch"),
-    "base_transform": ("crop-flip", "flip"),
-    "head": ("features", "logits"),
-}
+VALIDATION = ("always", "first-step", "never")
 
 #: What each recipe sets for the fields left at None. ``paper`` is the GG authors' recipe:
 #: resize 256 -> centre crop 224 -> flip under G_t/G_cut (no random resized crop), DSDH bank
@@ -49,13 +46,25 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": {
         "lr": 1e-3, "optimizer": "adam", "lr_min": 0.0, "loss_terms": "bank+batch", "triplet_weight": 0.0,
         "base_transform": "crop-flip", "crop_scale": 0.64, "gt_sigma": 0.3, "dcc_iterations": 3,
-        "head": "features", "eval_every": 0, "cnn_grid": 8,
+        "head": "features", "eval_every": 0, "gcut_grid": 8, "topk": None,
     },
     "paper": {
         "lr": 3e-5, "optimizer": "rmsprop", "lr_min": 1e-7, "loss_terms": "bank", "triplet_weight": 0.005,
         "base_transform": "flip", "crop_scale": 0.08, "gt_sigma": 60 / 224, "dcc_iterations": 1,
-        "head": "logits", "eval_every": 10, "cnn_grid": 12,
+        "head": "logits", "eval_every": 10, "gcut_grid": 12, "topk": None,
     },
+}
+
+_VIT_GRID = ("ViTs", None, lambda c: c.is_vit)
+#: Recipe values that depend on the rest of the configuration: (recipe, field) -> cases of
+#: (when, value, applies); the first case that applies wins over the :data:`RECIPES` value.
+RECIPE_CASES: dict[tuple[str, str], tuple[tuple[str, Any, Callable[[TrainConfig], bool]], ...]] = {
+    ("fast", "gcut_grid"): (_VIT_GRID,),
+    ("paper", "gcut_grid"): (_VIT_GRID,),
+    ("paper", "lr"): (("ViT", 3e-6, lambda c: c.is_vit),),
+    ("paper", "gt_sigma"): (("ImageNet-100", 80 / 224, lambda c: c.imagelist_preset == "imagenet-100"),),
+    # NUS-WIDE, ImageNet-100, COCO: mAP@1000; CIFAR-10: @all
+    ("paper", "topk"): (("image lists", 1000, lambda c: c.data == "imagelist"),),
 }
 
 
@@ -85,6 +94,20 @@ class ConfigError(ValueError):
         self.detail = message
 
 
+def option(default: Any, help: str = "", **rules: Any) -> Any:  # noqa: A002 - argparse's word
+    """A field with its help and checks: ``choices``, ``minimum`` (integers), ``range``
+    ((low, high, low_inclusive, high_inclusive) for reals), ``flag`` (another flag name),
+    ``cli=False`` (no flag), ``open_choices`` (listed in help, not enforced), ``unset`` (what
+    None means, for help)."""
+    return field(default=default, metadata={"help": help, **rules})
+
+
+_REAL = math.inf
+_POSITIVE = (0.0, _REAL, False, False)
+_NON_NEGATIVE = (0.0, _REAL, True, False)
+_SHARE = (0.0, 1.0, False, True)
+
+
 @dataclass
 class TrainConfig:
     """One training run of the example trainers (both modes), with the CLI's defaults.
@@ -93,60 +116,83 @@ class TrainConfig:
     quantisation, solver steps; mAP of sign codes) or ``"real"`` (cosine embeddings, in-batch
     pairs; mAP and Recall@1/2/4/8). ``out=None`` writes under ``runs/<mode>``. The fields
     mirror the trainers' flags (``--code-lengths`` is ``code_lengths``, ``--no-progress`` is
-    ``progress=False``).
+    ``progress=False``). Fields left at None take the recipe's value (:meth:`resolved`).
     """
 
-    mode: str = "hashing"
-    augment: str = "gcut"
-    no_retention: bool = False
-    code_lengths: tuple[int, ...] = (32,)
-    epochs: int = 15
-    batch_size: int = 128
-    recipe: str = "fast"
-    lr: float | None = None
-    optimizer: str | None = None
-    lr_min: float | None = None
-    loss_terms: str | None = None
-    triplet_weight: float | None = None
-    triplet_margin: float = 0.3
-    weight_triplets: bool = False
-    base_transform: str | None = None
-    dcc_iterations: int | None = None
-    head: str | None = None
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    data: str = "embedded"
-    data_root: Path | None = None
-    imagelist_preset: str = "auto"
-    num_query: int = 1000
-    num_train: int = 5000
-    database: str = "rest"
-    image_size: int = 32
-    arch: str = "small"
-    pretrained: bool = False
-    topk: int | None = None
-    gt_sigma: float | None = None
-    crop_scale: float | None = None
-    attention_layer: str | None = None
-    attention_model: str = "trained"
-    gcut_score: str = "attention"
-    erasing_rule: str = "authors"
-    gcut_grid: int | None = None
-    gcut_limit: float = 0.5
-    curve: str = "method"
-    cache_momentum: float = 0.5
-    out: Path | None = None
-    resume: bool = False
-    stop_after: int = 0
-    eval_every: int | None = None
-    limit_train: int = 0
-    limit_query: int = 0
-    limit_database: int = 0
-    eval_train: int = 0
-    progress: bool = True
-    stream: bool | None = None
-    workers: int = 0
+    mode: str = option("hashing", choices=("hashing", "real"), cli=False)
+    augment: str = option("gcut", "augmentation method", choices=AUGMENTATIONS)
+    no_retention: bool = option(False, "ablation: same images, every weight 1")
+    code_lengths: tuple[int, ...] = option((32,), "bits (hashing) or embedding sizes (real-valued), comma-separated")
+    epochs: int = option(15, "training epochs", minimum=1)
+    batch_size: int = option(128, "training batch size (pairs are needed)", minimum=2)
+    recipe: str = option("fast", "fast: short from-scratch CPU runs; paper: the GG authors' recipe (docs/recipes.md). "
+                         "Flags marked 'recipe' default to the recipe's value", choices=tuple(RECIPES))
+    lr: float | None = option(None, "learning rate", range=_POSITIVE)
+    optimizer: str | None = option(None, "optimizer (weight decay 1e-5)", choices=("adam", "rmsprop"))
+    lr_min: float | None = option(None, "floor of the cosine schedule", range=_NON_NEGATIVE)
+    loss_terms: str | None = option(None, "DSDH: bank term only, or bank with live batch rows plus in-batch term",
+                                    choices=("bank", "bank+batch"))
+    triplet_weight: float | None = option(None, "weight of the triplet term", range=_NON_NEGATIVE)
+    triplet_margin: float = option(0.3, "margin of the triplet term", range=_NON_NEGATIVE)
+    weight_triplets: bool = option(False, "weight each triplet by retention (the authors' is unweighted)")
+    base_transform: str | None = option(
+        None, "under every method: random resized crop + flip, or resize·256/224 + centre crop + flip",
+        choices=("crop-flip", "flip"))
+    dcc_iterations: int | None = option(None, "DCC sweeps of the B-step per epoch", minimum=1)
+    head: str | None = option(None, "code head on pooled features, or on a pretrained CNN's ImageNet logits",
+                              choices=("features", "logits"))
+    seed: int = option(0, "seed of the model, data order and augmentation", minimum=0)
+    device: str = option("cpu", "torch device")
+    threads: int = option(0, "torch CPU threads (0: leave torch's default)", minimum=0)
+    data: str = option("embedded", "dataset", choices=("embedded", "cifar10", "imagelist"))
+    data_root: Path | None = option(None, "folder of cifar-10-batches-py or of the image list files")
+    imagelist_preset: str = option("auto", "image-list label count to check (auto: take it from the lists)",
+                                   choices=("auto", "nus-wide-21", "imagenet-100", "coco"))
+    num_query: int = option(1000, "CIFAR-10 queries (100 per class by default)", minimum=1)
+    num_train: int = option(5000, "CIFAR-10 training images", minimum=2)
+    database: str = option("rest", "CIFAR-10 database: the rest, or all but the queries", choices=("rest", "all"))
+    image_size: int = option(32, "image side in pixels", minimum=1)
+    arch: str = option("small", "backbone, or timm:<model name> (timm installed)", choices=ARCHITECTURES,
+                       open_choices=True)
+    pretrained: bool = option(False, "torchvision ImageNet weights (needs them cached)")
+    topk: int | None = option(None, "mAP@K", minimum=1, unset="the whole database")
+    gt_sigma: float | None = option(None, "G_t offset std as a fraction of the side", range=_POSITIVE)
+    crop_scale: float | None = option(None, "smallest area share of the random resized crop", range=_SHARE)
+    attention_layer: str | None = option(
+        None, "layer G_cut hooks (default: backbone.layer4 for ResNets, backbone.encoder for ViT)")
+    attention_model: str = option(
+        "trained", "G_cut's attention from the model being trained (the authors'), or from a frozen copy of its "
+        "ImageNet weights", choices=("trained", "imagenet"))
+    gcut_score: str = option("attention", "G_cut retention: 1 - removed attention, or 1 - n/m (ablation)",
+                             choices=("attention", "area"))
+    erasing_rule: str = option(
+        "authors", "erasing baseline: the authors' (scale 0.02-0.5, r = 1 below a quarter erased) or "
+        "torchvision's ranges", choices=("authors", "torchvision"))
+    gcut_grid: int | None = option(None, "G_cut grid side", minimum=2, unset="the patch grid")
+    gcut_limit: float = option(0.5, "G_cut: the largest share of the candidate cells cut from one image", range=_SHARE)
+    curve: str = option(
+        "method", "retention -> weight: identity, power (k=2), the authors' activation (sigmoid below 0.5), or "
+        "the method's own (power for softcrop, identity otherwise)", choices=("method", "identity", "power", "authors"))
+    # The same range as AttentionCache's own check: 0 replaces, 1 keeps the first value.
+    cache_momentum: float = option(0.5, "EMA momentum of the approximate G_cut cache", range=(0.0, 1.0, True, True))
+    out: Path | None = option(None, "output folder (None: runs/<mode>)")
+    resume: bool = option(False, "continue from the checkpoints under --out")
+    stop_after: int = option(
+        0, "stop after this many epochs of the schedule (e.g. a preemptible time slot); --resume continues", minimum=0)
+    eval_every: int | None = option(None, "evaluate every N epochs, 0 only at the end", minimum=0)
+    limit_train: int = option(0, "use the first N training samples (smoke tests)", minimum=0)
+    limit_query: int = option(0, "use the first N queries", minimum=0)
+    limit_database: int = option(0, "use the first N database items", minimum=0)
+    eval_train: int = option(
+        0, "also evaluate the first N training images as queries (train mAP: the gap to the query mAP shows "
+        "overfitting)", minimum=0)
+    progress: bool = option(True, "no tqdm bars (progress=%(default)s)", flag="--no-progress")
+    stream: bool | None = option(
+        None, "stream batches through a DataLoader (default: for image lists) instead of holding the data in memory")
+    workers: int = option(0, "DataLoader worker processes when streaming (decode and resize there)", minimum=0)
+    validation: str = option(
+        "always", "value checks of the augmentation, loss and solver (host syncs): every step, the first step "
+        "only, or never", choices=VALIDATION, flag="--validate")
 
     def __post_init__(self) -> None:
         # Accept what JSON and users hand over: strings for paths, lists for code lengths.
@@ -162,18 +208,13 @@ class TrainConfig:
         return self.mode == "hashing"
 
     def resolved(self) -> TrainConfig:
-        """This configuration with every field left at None set by the recipe."""
-        recipe = RECIPES[self.recipe]
-        values = {key: recipe[key] for key in recipe if key != "cnn_grid" and getattr(self, key) is None}
-        if self.recipe == "paper":
-            if "lr" in values and self.is_vit:
-                values["lr"] = 3e-6
-            if "gt_sigma" in values and self.imagelist_preset == "imagenet-100":
-                values["gt_sigma"] = 80 / 224
-            if self.topk is None and self.data == "imagelist":
-                values["topk"] = 1000  # NUS-WIDE, ImageNet-100, COCO: mAP@1000; CIFAR-10: @all
-        if self.gcut_grid is None and not self.is_vit:
-            values["gcut_grid"] = recipe["cnn_grid"]
+        """This configuration with every field left at None set by the recipe (the one place
+        defaults are resolved: :data:`RECIPES`, then :data:`RECIPE_CASES`)."""
+        values = {}
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                cases = RECIPE_CASES.get((self.recipe, name), ())
+                values[name] = next((case for _, case, applies in cases if applies(self)), value)
         return replace(self, **values)
 
     def settings(self) -> RecipeSettings:
@@ -183,11 +224,13 @@ class TrainConfig:
 
     @property
     def cut_grid(self) -> int | None:
-        """G_cut's grid side: ``gcut_grid``, else the patch grid for ViTs (None: the model's
-        own) and the recipe's for CNNs."""
-        if self.gcut_grid is not None:
-            return self.gcut_grid
-        return None if self.is_vit else RECIPES[self.recipe]["cnn_grid"]
+        """G_cut's grid side: ``gcut_grid``, else the recipe's (None for ViTs: the patch grid)."""
+        return self.resolved().gcut_grid
+
+    @property
+    def attention_grid(self) -> int:
+        """The grid G_cut scores attention on: :attr:`cut_grid`, else (ViTs) the patch grid."""
+        return self.cut_grid or self.image_size // self.patch_size
 
     @property
     def is_vit(self) -> bool:
@@ -217,30 +260,19 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every value, before any data loads; raise :class:`ConfigError` naming the
-        first bad field."""
-        for name, choices in _CHOICES.items():
-            if name == "arch" and self.arch.startswith("timm:") and len(self.arch) > len("timm:"):
-                continue
-            if getattr(self, name) not in choices:
-                raise ConfigError(name, f"must be one of {list(choices)}; got {getattr(self, name)!r}")
-        for name, choices in _RECIPE_CHOICES.items():
-            value = getattr(self, name)
-            if value is not None and value not in choices:
-                raise ConfigError(name, f"must be one of {list(choices)} (or omitted for the recipe's); got {value!r}")
+        first bad field. A configuration is checked once: unchanged values pass at once."""
+        snapshot = self.to_dict()
+        if self.__dict__.get("_valid_as") == snapshot:
+            return self
+        for spec in fields(self):
+            _check_field(spec.name, getattr(self, spec.name), spec.default, spec.metadata)
+        self._check_combinations()
+        self.__dict__["_valid_as"] = snapshot  # not a field: never in to_dict or the fingerprint
+        return self
+
+    def _check_combinations(self) -> None:
         if not self.code_lengths or min(self.code_lengths) < 1:
             raise ConfigError("code_lengths", f"must be integers >= 1; got {list(self.code_lengths)}")
-        minimums = {
-            "epochs": 1, "batch_size": 2, "image_size": 1, "seed": 0, "threads": 0,
-            "num_query": 1, "num_train": 2, "stop_after": 0, "workers": 0,
-            "limit_train": 0, "limit_query": 0, "limit_database": 0, "eval_train": 0,
-        }
-        for name, minimum in minimums.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                why = " (pairs are needed)" if name == "batch_size" else ""
-                raise ConfigError(name, f"must be an integer >= {minimum}{why}; got {value!r}")
-        if self.gcut_grid is not None and (isinstance(self.gcut_grid, bool) or not isinstance(self.gcut_grid, int) or self.gcut_grid < 2):
-            raise ConfigError("gcut_grid", f"must be an integer >= 2, or omitted for the default; got {self.gcut_grid!r}")
         if self.attention_model == "imagenet":
             if not self.pretrained or self.arch == "small":
                 raise ConfigError("attention_model", "'imagenet' needs a pretrained architecture (--arch efficientnet_lite0 --pretrained)")
@@ -248,27 +280,6 @@ class TrainConfig:
                 raise ConfigError("attention_model", "'imagenet' takes attention from a frozen model, so it has no cache to fill: use --augment gcut")
         if self.limit_train == 1:
             raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
-        if self.topk is not None and self.topk < 1:
-            raise ConfigError("topk", f"must be >= 1 or omitted for the whole database; got {self.topk}")
-        for name in ("eval_every", "dcc_iterations"):
-            value = getattr(self, name)
-            minimum = 0 if name == "eval_every" else 1
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-                raise ConfigError(name, f"must be an integer >= {minimum}; got {value!r}")
-        for name in ("lr", "gt_sigma"):
-            value = getattr(self, name)
-            if value is not None and (not value > 0 or value == float("inf")):
-                raise ConfigError(name, f"must be a finite number > 0; got {value}")
-        for name in ("lr_min", "triplet_weight", "triplet_margin"):
-            value = getattr(self, name)
-            if value is not None and (not value >= 0 or value == float("inf")):
-                raise ConfigError(name, f"must be a finite number >= 0; got {value}")
-        if self.crop_scale is not None and not 0.0 < self.crop_scale <= 1.0:
-            raise ConfigError("crop_scale", f"must lie in (0, 1] (the smallest crop's share of the area); got {self.crop_scale}")
-        if not 0.0 < self.gcut_limit <= 1.0:
-            raise ConfigError("gcut_limit", f"must lie in (0, 1] (the largest share of the candidate cells cut); got {self.gcut_limit}")
-        if not 0.0 <= self.cache_momentum < 1.0:
-            raise ConfigError("cache_momentum", f"must lie in [0, 1); got {self.cache_momentum}")
         if self.is_vit and self.image_size % self.patch_size:
             raise ConfigError("image_size", f"must be a multiple of {self.patch_size} for {self.arch} (its patch size); got {self.image_size}")
         self._validate_device()
@@ -277,7 +288,6 @@ class TrainConfig:
                 raise ConfigError("data_root", f"is needed with data={self.data!r}")
             if not Path(self.data_root).is_dir():
                 raise ConfigError("data_root", f"must be an existing folder; got {str(self.data_root)!r}")
-        return self
 
     def _validate_device(self) -> None:
         try:
@@ -322,3 +332,44 @@ class TrainConfig:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of field ``name`` (``--limit-train``; ``--no-progress``)."""
+    spec = next((f for f in fields(TrainConfig) if f.name == name), None)
+    return spec.metadata.get("flag", "--" + name.replace("_", "-")) if spec else "--" + name.replace("_", "-")
+
+
+def recipe_help(name: str) -> str:
+    """``recipe: fast 0.001, paper 3e-05 (ViT: 3e-06)``: a recipe field's values for help
+    texts, rendered from :data:`RECIPES` and :data:`RECIPE_CASES`."""
+    unset = next(f for f in fields(TrainConfig) if f.name == name).metadata.get("unset", "None")
+
+    def show(value: Any) -> str:
+        return unset if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    parts = [
+        f"{recipe} {show(values[name])}" + "".join(f" ({when}: {show(v)})" for when, v, _ in RECIPE_CASES.get((recipe, name), ()))
+        for recipe, values in RECIPES.items()
+    ]
+    return f"recipe: {', '.join(parts)}"
+
+
+def _check_field(name: str, value: Any, default: Any, rules: Any) -> None:
+    """One field against its metadata, through :mod:`gg_augment._checks`; a field whose
+    default is None may be None (the recipe's value, or "none")."""
+    if value is None and default is None:
+        return
+    try:
+        if "choices" in rules and not (rules.get("open_choices") and str(value).startswith("timm:") and len(value) > 5):
+            check_choice(value, name, rules["choices"])
+        if "minimum" in rules:
+            check_int(value, name, rules["minimum"])
+        if "range" in rules:
+            low, high, low_inclusive, high_inclusive = rules["range"]
+            check_range(value, name, low, high, low_inclusive=low_inclusive, high_inclusive=high_inclusive)
+    except (TypeError, ValueError) as error:
+        detail = str(error).removeprefix(f"{name} ")
+        if default is None:
+            detail += " (or omitted for the default)"
+        raise ConfigError(name, detail) from None
