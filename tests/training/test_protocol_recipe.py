@@ -4,11 +4,19 @@ default is their behaviour, and ``fast`` keeps ours."""
 from __future__ import annotations
 
 import math
+
 import pytest
 import torch
 
 from gg_augment.data.transforms import TrainingTransform, prepare_images
-from gg_augment.training import TrainConfig, build_model, build_optimizer, build_pipeline, load_data, load_splits
+from gg_augment.training import (
+    TrainConfig,
+    build_model,
+    build_optimizer,
+    build_pipeline,
+    load_data,
+    load_splits,
+)
 from gg_augment.training.cli import main, parse_config
 from gg_augment.training.objective import build_objective
 
