@@ -19,16 +19,16 @@ measures, per model and attention layer, over the query images:
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from harness import markdown_table, write_results
 
+from gg_augment import TrainedModel, load_trained_model
 from gg_augment.attention import attention_extractor_for
-from gg_augment.io import load_checkpoint
-from gg_augment.training import TrainConfig, build_model, load_data
+from gg_augment.serving import rebuild
+from gg_augment.training import TrainConfig
 
 
 def focus(model: torch.nn.Module, layer: str, images: torch.Tensor, foreground: torch.Tensor) -> dict[str, object]:
@@ -66,20 +66,16 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.checkpoint is not None:
-        state = load_checkpoint(args.checkpoint, ("model", "config"))
-        stored = state["config"]
-        config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.field_names()})
-        config = replace(config, pretrained=False, limit_train=2, limit_database=2, limit_query=args.queries)
-        model = build_model(config, stored["code_length"], 3)
-        model.load_state_dict(state["model"])
-        name = args.name or f"{config.arch} from {args.checkpoint.parent.parent.name}"
+        trained = load_trained_model(args.checkpoint)
+        model, config = trained.model, trained.config
+        name = args.name or f"{config.arch} from {trained.source.parent.parent.name}"
     else:
-        config = TrainConfig(arch=args.arch, pretrained=args.pretrained, image_size=args.image_size,
-                             limit_train=2, limit_database=2, limit_query=args.queries)
-        model = build_model(config, 32, 3)
+        config = TrainConfig(arch=args.arch, pretrained=args.pretrained, image_size=args.image_size)
+        trained = TrainedModel(rebuild(config, 32, pretrained=args.pretrained), config, 32, {"channels": 3})
+        model = trained.model
         name = args.name or f"{args.arch}{' ImageNet' if args.pretrained else ' untrained'}"
     model.eval()
-    images = load_data(config).query.images
+    images, _ = trained.split_images("query", limit=args.queries)
     grey = images[:, 0]
     low, high = grey.amin(dim=(1, 2), keepdim=True), grey.amax(dim=(1, 2), keepdim=True)
     foreground = ((grey - low) / (high - low).clamp_min(1e-6) > 0.1).float()

@@ -1,14 +1,12 @@
 """Training-step time of G_t, the exact G_cut and the approximate (cached) G_cut, interleaved.
 
-Each round-robin round (rotating start, :func:`harness.rotations`) times ``steps`` training
-steps (augmentation + forward + backward + optimizer step) of every variant: ``standard``
-(random resized crop), ``gt``, ``gcut-exact`` (with its extra eval forward) and
-``gcut-approx`` (reading an AttentionCache the training forward fills, after a warm-up epoch).
-Ratios are against ``gt``; forward calls are counted with a pre-hook; the eval forward is timed
-on its own, so the exact ratio can be compared with 1 + t(eval forward)/t(G_t step). Peak
-memory is the harness's (:func:`harness.peak_memory`): per variant on CUDA, and on the CPU the
-peak-RSS increase of a fresh subprocess per variant over its post-setup RSS. Batched vs
-per-sample augmentation is ``benchmarks/augment_speed.py``.
+Each round-robin round (:func:`harness.rotations`) times ``steps`` training steps (augment +
+forward + backward + optimizer step) of every variant: ``standard`` (random resized crop),
+``gt``, ``gcut-exact`` (extra eval forward) and ``gcut-approx`` (cache filled by the training
+forward, after a warm-up epoch). Ratios are against ``gt``; forward calls are counted with a pre-hook; the eval forward is timed
+on its own (compare the exact ratio with 1 + t(eval forward)/t(G_t step)). Peak memory is
+:func:`harness.peak_memory` (CPU: a fresh subprocess per variant). Batched vs per-sample
+augmentation is ``benchmarks/augment_speed.py``.
 
     python benchmarks/efficiency.py                      # --preset cpu-small, a few minutes
     python benchmarks/efficiency.py --preset paper       # GPU, ResNet-50 at 224 px

@@ -14,17 +14,16 @@ attention is noise, and showing it would mislead.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gg_augment import GT, GCut, RetrievalNet, build_backbone
+from gg_augment import GT, GCut, RetrievalNet, build_backbone, load_trained_model
 from gg_augment.data import load_embedded
-from gg_augment.io import load_checkpoint, save_figure
-from gg_augment.training import TrainConfig, build_model, frozen_imagenet_model, load_data
+from gg_augment.io import save_figure
+from gg_augment.serving import rebuild
 
 
 def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -> None:
@@ -46,7 +45,7 @@ def train_classifier(net: RetrievalNet, images, labels, steps: int, seed: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, help="a train_hashing.py checkpoint to take the model from")
+    parser.add_argument("--checkpoint", type=Path, help="a trainer run, checkpoint or model export to take the model from")
     parser.add_argument("--steps", type=int, default=300, help="classifier warm-up steps without --checkpoint")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--grid", type=int, default=8, help="GCut grid side")
@@ -63,19 +62,16 @@ def main() -> None:
     torch.manual_seed(args.seed)
     splits = load_embedded()
     if args.checkpoint is not None:
-        # Any trainer checkpoint: its configuration rebuilds the model (architecture, head,
-        # image size) and the images as that run saw them.
-        state = load_checkpoint(args.checkpoint, required_keys=("model", "config"))
-        stored = state["config"]
-        config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.field_names()})
-        config = replace(config, pretrained=False, limit_train=2, limit_database=2)  # the weights come from the checkpoint
-        net = build_model(config, stored["code_length"], 3)
-        net.load_state_dict(state["model"])
-        attention_net = frozen_imagenet_model(config, net) if config.attention_model == "imagenet" else net
+        # Any trainer run: its configuration rebuilds the model (architecture, head, image
+        # size) and the images as that run saw them.
+        trained = load_trained_model(args.checkpoint)
+        net, config = trained.model, trained.config
+        attention_net = net
+        if config.attention_model == "imagenet":  # G_cut read a frozen ImageNet copy in that run
+            attention_net = rebuild(config, 1, pretrained=True).requires_grad_(False).eval()
         layer = args.attention_layer or config.attention_layer
-        data = load_data(config)
-        images, labels = data.query.images, data.query.labels
-        print(f"model from {args.checkpoint}: {config.arch}, {config.image_size} px")
+        images, labels = trained.split_images("query")
+        print(f"model from {trained.source}: {config.arch}, {config.image_size} px")
     else:
         net = RetrievalNet(*build_backbone("small"), code_length=32)
         attention_net, layer = net, args.attention_layer

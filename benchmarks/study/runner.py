@@ -104,7 +104,9 @@ class Study:
             return
         print(f"{len(todo)} run(s) to do, {self.jobs} at a time; logs under {self.out / 'logs'}", file=sys.stderr, flush=True)
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, max_tasks_per_child=1) as pool:
+        # A fresh process per run (3.11+): no state leaks from one run into the next.
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+        with concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, **fresh) as pool:
             futures = {pool.submit(_train, job.config, str(job.log)): job for job in todo}
             for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 job = futures[future]

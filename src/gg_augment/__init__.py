@@ -28,6 +28,7 @@ from .losses import RetentionWeightedPairwiseLoss
 from .models import RetrievalNet, SmallResNet, build_backbone
 from .pipeline import AugmentedBatch, RetentionPipeline
 from .retention import SemanticRetention
+from .serving import TrainedModel, load_trained_model
 from .view import View
 
 __version__ = "0.1.0"
@@ -54,10 +55,12 @@ __all__ = [
     "RetrievalNet",
     "SmallResNet",
     "SemanticRetention",
+    "TrainedModel",
     "View",
     "ViTTokenExtractor",
     "attention_extractor_for",
     "build_backbone",
+    "load_trained_model",
     "resnet_extractor",
     "vit_extractor",
 ]

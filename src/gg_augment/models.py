@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any, cast
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -117,6 +119,52 @@ class TimmBackbone(nn.Module):
         return forward_head(self.feature_map(forward_features(x)), pre_logits=not self.logits)
 
 
+def _hub_offline() -> bool:
+    """Hugging Face's offline switch, from the environment or the already-imported hub."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub's host: the hub client itself retries for about a minute."""
+    parsed = urlparse(url)
+    try:
+        socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _offline_hub() -> Iterator[None]:
+    """Hugging Face offline mode for one call: cached weights load without a network round trip."""
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def _timm_weights(name: str) -> tuple[str, bool]:
+    """The hub id of a timm model's weights and whether a weights file is in the local cache."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    config = timm.models.get_pretrained_cfg(name)
+    hub_id = getattr(config, "hf_hub_id", None) or f"timm/{name}"
+    files = [getattr(config, "hf_hub_filename", None), "model.safetensors", "pytorch_model.bin"]
+    cached = any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in files if f)
+    return hub_id, cached
+
+
 def _timm(name: str, pretrained: bool, image_size: int, logits: bool) -> tuple[nn.Module, int]:
     try:
         import timm
@@ -124,26 +172,42 @@ def _timm(name: str, pretrained: bool, image_size: int, logits: bool) -> tuple[n
         raise ImportError(f"arch='timm:{name}' needs timm: pip install timm; {error}") from error
     if not timm.is_model(name):
         raise ValueError(f"arch='timm:{name}': timm has no model {name!r}")
-    try:
-        if "vit" in name or "deit" in name:
-            model = timm.create_model(name, pretrained=pretrained, img_size=image_size)
+    kwargs: dict[str, Any] = {"img_size": image_size} if "vit" in name or "deit" in name else {}
+    offline: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if pretrained:
+        # Decide before the hub client runs: offline, it retries for about a minute and then
+        # raises a long chain of errors. Cached weights load in offline mode (no round trip).
+        from huggingface_hub import constants
+
+        hub_id, cached = _timm_weights(name)
+        if cached:
+            offline = _offline_hub()
         else:
-            model = timm.create_model(name, pretrained=pretrained)
-    except Exception as error:  # the hub client raises its own types when offline
-        if not pretrained:
-            raise
-        config = timm.models.get_pretrained_cfg(name)
-        hub_id = getattr(config, "hf_hub_id", None) or name
-        cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-            os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
-        )
-        raise FileNotFoundError(
-            f"pretrained weights for timm model {name!r} are missing: the file model.safetensors of "
-            f"{hub_id!r} is not in the Hugging Face cache ({cache}) and could not be downloaded "
-            f"({type(error).__name__}). Download it where the network is, or use --arch efficientnet_lite0 --pretrained"
-        ) from error
+            why = "HF_HUB_OFFLINE is set" if _hub_offline() else (
+                "" if _reachable(constants.ENDPOINT) else f"{constants.ENDPOINT} is unreachable")
+            if why:
+                raise FileNotFoundError(_missing_timm_weights(name, hub_id, why))
+    with offline:
+        try:
+            model = timm.create_model(name, pretrained=pretrained, **kwargs)
+        except Exception as error:  # the hub client raises its own types when a download fails
+            if not pretrained:
+                raise
+            message = _missing_timm_weights(name, _timm_weights(name)[0], type(error).__name__)
+            raise FileNotFoundError(message) from None
     width = cast(int, getattr(model, "num_classes" if logits else "num_features"))
     return TimmBackbone(model, logits), width
+
+
+def _missing_timm_weights(name: str, hub_id: str, why: str) -> str:
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
+    return (
+        f"pretrained weights for timm model {name!r} are missing: the file model.safetensors of "
+        f"{hub_id!r} is not in the Hugging Face cache ({cache}) and cannot be downloaded ({why}). "
+        "Download it where the network is, or use --arch efficientnet_lite0 --pretrained"
+    )
 
 
 def _efficientnet_lite0(pretrained: bool, logits: bool) -> tuple[nn.Module, int]:

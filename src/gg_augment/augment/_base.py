@@ -159,7 +159,8 @@ class RetentionAugmentation(RandomAugmentation[tuple[Tensor, Tensor]]):
 
     Args:
         p: probability that a sample is augmented; the others pass through with r = 1.
-        generator, validate_args: see :class:`RandomAugmentation`.
+        generator: source of randomness (see :class:`RandomAugmentation`).
+        validate_args: check inputs (see :class:`RandomAugmentation`).
     """
 
     def __init__(
