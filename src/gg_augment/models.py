@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ._checks import check_choice, check_int
 
-__all__ = ["RetrievalNet", "SmallResNet", "build_backbone"]
+__all__ = ["ARCHITECTURES", "HEAD_INITS", "RetrievalNet", "SmallResNet", "build_backbone"]
 
 
 class _BasicBlock(nn.Module):
@@ -68,7 +68,11 @@ class SmallResNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
-ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16", "efficientnet_lite0")
+ARCHITECTURES = ("small", "resnet18", "resnet50", "inception_v3", "vit_b_16", "vit_b_32", "efficientnet_lite0")
+
+#: How the code head's weights start: PyTorch's default, Xavier-normal (the authors' CNN
+#: heads) or Kaiming-uniform for tanh (the authors' ViT head); the biases then start at 0.
+HEAD_INITS = ("default", "xavier_normal", "kaiming_uniform")
 
 
 class EfficientNetBackbone(nn.Module):
@@ -241,10 +245,13 @@ def build_backbone(
 ) -> tuple[nn.Module, int]:
     """A feature extractor and its feature width.
 
-    ``"small"``: :class:`SmallResNet`. ``"resnet18"``, ``"resnet50"``, ``"vit_b_16"``:
-    torchvision models with their classifier removed; ``pretrained=True`` asks torchvision for
-    ImageNet weights, which needs them cached or the internet. A ViT is built for
-    ``image_size`` (a multiple of 16; ImageNet weights need 224). ResNets take any size, but
+    ``"small"``: :class:`SmallResNet`. ``"resnet18"``, ``"resnet50"``, ``"inception_v3"``,
+    ``"vit_b_16"``, ``"vit_b_32"``: torchvision models with their classifier removed (Inception
+    v3 also without its auxiliary head); ``pretrained=True`` asks torchvision for ImageNet
+    weights, which needs them cached or the internet (a clear ``FileNotFoundError`` names the
+    missing file); without it every one builds offline. A ViT is built for ``image_size`` (a
+    multiple of its patch, 16 or 32; ImageNet weights need 224); Inception v3 needs at least
+    75 px and G_cut hooks its ``Mixed_7c``. ResNets take any size, but
     their last stage is 1/32 of the input: at 32 px it is a single cell, so G_cut has nothing
     to choose from; use 64 px or more, or hook ``layer3``.
 
@@ -282,6 +289,8 @@ def build_backbone(
     except Exception as error:  # a broken CUDA/CPU wheel mix raises RuntimeError, not ImportError
         raise ImportError(f"arch={arch!r} needs an importable torchvision: {error}") from error
     weights = "DEFAULT" if pretrained else None
+    if arch == "inception_v3" and image_size < 75:
+        raise ValueError(f"inception_v3 needs image_size >= 75 (its stem shrinks the input 32-fold); got {image_size}")
     try:
         if arch.startswith("resnet"):
             model = getattr(torchvision.models, arch)(weights=weights)
@@ -290,20 +299,37 @@ def build_backbone(
             width = model.fc.in_features
             model.fc = nn.Identity()
             return model, width
+        if arch == "inception_v3":
+            return _inception_v3(torchvision, weights, logits)
     except (OSError, RuntimeError, ValueError) as error:
         raise FileNotFoundError(_missing_weights(arch, error)) from error
-    if image_size % 16 or (pretrained and image_size != 224):
+    patch = 16 if arch == "vit_b_16" else 32
+    if image_size % patch or (pretrained and image_size != 224):
         raise ValueError(
-            f"vit_b_16 needs image_size a multiple of 16 (224 with pretrained weights); got {image_size}"
+            f"{arch} needs image_size a multiple of {patch} (224 with pretrained weights); got {image_size}"
         )
     try:
-        model = torchvision.models.vit_b_16(weights=weights, image_size=image_size)
+        model = getattr(torchvision.models, arch)(weights=weights, image_size=image_size)
     except (OSError, RuntimeError, ValueError) as error:
         raise FileNotFoundError(_missing_weights(arch, error)) from error
     if logits:
         return model, model.heads.head.out_features
     width = model.heads.head.in_features
     model.heads = nn.Identity()
+    return model, width
+
+
+def _inception_v3(torchvision: Any, weights: str | None, logits: bool) -> tuple[nn.Module, int]:
+    """torchvision's Inception v3 (the authors' "GoogLeNet v3") without its auxiliary head, so
+    that training mode returns one tensor; ``Mixed_7c`` is its last feature map."""
+    # The ImageNet weights come with the auxiliary classifier; drop it after loading.
+    model = torchvision.models.inception_v3(weights=weights, aux_logits=weights is not None, init_weights=weights is None)
+    model.aux_logits = False
+    model.AuxLogits = None
+    if logits:
+        return model, model.fc.out_features
+    width = model.fc.in_features
+    model.fc = nn.Identity()
     return model, width
 
 
@@ -327,18 +353,33 @@ class RetrievalNet(nn.Module):
     (ViT) are reachable as ``backbone.layer4`` etc., and :func:`attention_extractor_for`
     finds them through the ``backbone`` attribute.
 
+    Args:
+        backbone: the feature extractor; feature_width: its output width.
+        code_length: K, the width of the codes.
+        hashing: tanh codes (True) or raw embeddings.
+        head_init: ``"default"`` (PyTorch's Linear init), ``"xavier_normal"`` (the authors'
+            ResNet-50 / Inception v3 heads) or ``"kaiming_uniform"`` (fan-in, tanh gain: the
+            authors' ViT head); the last two zero the bias, as the authors do.
+
     Shape:
         - x: (B, C, H, W)
         - output: (B, code_length)
     """
 
-    def __init__(self, backbone: nn.Module, feature_width: int, code_length: int, hashing: bool = True) -> None:
+    def __init__(
+        self, backbone: nn.Module, feature_width: int, code_length: int, hashing: bool = True, head_init: str = "default"
+    ) -> None:
         super().__init__()
         if code_length <= 0:
             raise ValueError(f"code_length must be >= 1; got {code_length}")
         self.backbone = backbone
         self.head = nn.Linear(feature_width, code_length)
         self.hashing = hashing
+        self.head_init = check_choice(head_init, "head_init", HEAD_INITS)
+        if head_init != "default":
+            initialise = nn.init.xavier_normal_ if head_init == "xavier_normal" else _kaiming_uniform_tanh
+            initialise(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.head(self.backbone(x))
@@ -349,8 +390,14 @@ class RetrievalNet(nn.Module):
         """Dotted name of the layer GCut should hook."""
         if hasattr(self.backbone, "layer4"):
             return "backbone.layer4"
+        if hasattr(self.backbone, "Mixed_7c"):
+            return "backbone.Mixed_7c"
         if hasattr(self.backbone, "feature_map"):
             return "backbone.feature_map"
         if hasattr(self.backbone, "encoder"):
             return "backbone.encoder"
         raise AttributeError(f"no known attention layer in {type(self.backbone).__name__}")
+
+
+def _kaiming_uniform_tanh(weight: Tensor) -> Tensor:
+    return nn.init.kaiming_uniform_(weight, mode="fan_in", nonlinearity="tanh")

@@ -28,6 +28,7 @@ from .attention.sources import CachedAttention
 from .augment._base import RetentionAugmentation
 from .augment.crop import RandomResizedCropFlip
 from .augment.gcut import GCut
+from .data.transforms import TrainingTransform
 from .retention import SemanticRetention
 from .view import View
 
@@ -61,7 +62,8 @@ class RetentionPipeline(nn.Module):
         augmentation: a retention augmentation (:class:`~gg_augment.GT`,
             :class:`~gg_augment.GCut`, :class:`~gg_augment.RandomErasingRetention`, ...);
             None for a view-only pipeline (every weight 1).
-        crop: an optional :class:`~gg_augment.RandomResizedCropFlip` applied first; its view
+        crop: an optional :class:`~gg_augment.RandomResizedCropFlip`, or a method's whole
+            :class:`~gg_augment.data.transforms.TrainingTransform`, applied first; its view
             (boxes, flips and the ``index``) reaches the augmentation when it takes ``view=``.
         curve: retention → weight; ``SemanticRetention()`` (w = r) by default.
         weight_by_retention: False keeps the same images with every weight 1 (the "no
@@ -84,7 +86,7 @@ class RetentionPipeline(nn.Module):
         self,
         augmentation: RetentionAugmentation | None = None,
         *,
-        crop: RandomResizedCropFlip | None = None,
+        crop: RandomResizedCropFlip | TrainingTransform | None = None,
         curve: SemanticRetention | None = None,
         weight_by_retention: bool = True,
     ) -> None:
@@ -93,8 +95,8 @@ class RetentionPipeline(nn.Module):
             raise TypeError(
                 f"augmentation must be a RetentionAugmentation (GT, GCut, ...) or None; got {type(augmentation).__name__}"
             )
-        if crop is not None and not isinstance(crop, RandomResizedCropFlip):
-            raise TypeError(f"crop must be a RandomResizedCropFlip or None; got {type(crop).__name__}")
+        if crop is not None and not isinstance(crop, (RandomResizedCropFlip, TrainingTransform)):
+            raise TypeError(f"crop must be a RandomResizedCropFlip, a TrainingTransform or None; got {type(crop).__name__}")
         if curve is not None and not isinstance(curve, SemanticRetention):
             raise TypeError(f"curve must be a SemanticRetention or None; got {type(curve).__name__}")
         self.crop = crop
@@ -123,8 +125,11 @@ class RetentionPipeline(nn.Module):
             view = View(index=index).validated(x.shape[0], validate_values=False)
         if self.crop is not None:
             x, cropped = self.crop(x)
-            view = View(None if view is None else view.index, cropped.boxes, cropped.flips)
-            view = view.validated(x.shape[0], validate_values=False)
+            # A TrainingTransform without a crop (or after a rotation, which no box describes)
+            # gives no geometry; the batch keeps its index-only view.
+            if cropped is not None and not cropped.is_whole_image:
+                view = View(None if view is None else view.index, cropped.boxes, cropped.flips)
+                view = view.validated(x.shape[0], validate_values=False)
         ones = torch.ones(x.shape[0], device=x.device)
         if self.augmentation is None:
             return AugmentedBatch(x, ones, view)

@@ -219,7 +219,7 @@ def test_recipe_resolution_follows_the_authors():
     paper = TrainConfig(recipe="paper", arch="vit_b_16", image_size=224).settings()
     assert (paper.optimizer, paper.lr, paper.lr_min, paper.loss_terms) == ("rmsprop", 3e-6, 1e-7, "bank")
     assert (paper.triplet_weight, paper.dcc_iterations, paper.eval_every, paper.head) == (0.005, 1, 10, "logits")
-    assert paper.base_transform == "flip" and abs(paper.gt_sigma - 60 / 224) < 1e-12
+    assert paper.base_transform == "per-method" and abs(paper.gt_sigma - 60 / 224) < 1e-12
     assert TrainConfig(recipe="paper").settings().lr == 3e-5
     assert TrainConfig(recipe="paper", data="imagelist", imagelist_preset="imagenet-100").resolved().gt_sigma == 80 / 224
     assert TrainConfig(recipe="paper", data="imagelist").resolved().topk == 1000

@@ -89,6 +89,10 @@ class GCut(RetentionAugmentation):
         fill: value of the cut pixels, finite (0.0 is the mean colour of a normalised input).
         score: ``"attention"`` or ``"area"``.
         p: probability that a sample is augmented; the others pass with r = 1.
+        count_rule: ``"truncated"`` (step 3 above) or ``"authors"``, the GG code's rule:
+            x = z·floor(sigma·m), redrawn while |x| > limit·m, n = floor(|x|) (drawn here by
+            inverse CDF, no loop). It cuts less: mean n/m at m = 4 is 0.110 against 0.192, and
+            with sigma = limit = 0.5 an even m never loses m/2 cells.
         generator: the source of every random draw (default: torch's global RNG).
         validate_args: check inputs and outputs (host syncs on CUDA; off for torch.compile).
 
@@ -131,6 +135,7 @@ class GCut(RetentionAugmentation):
         p: float = 1.0,
         generator: torch.Generator | None = None,
         validate_args: bool = True,
+        count_rule: str = "truncated",
     ) -> None:
         super().__init__(p=p, generator=generator, validate_args=validate_args)
         if source is None:
@@ -167,6 +172,7 @@ class GCut(RetentionAugmentation):
             raise TypeError(f"fill must be a float; got {fill!r}")
         self.fill = check_range(fill, "fill", -math.inf, math.inf)
         self.score = check_choice(score, "score", ("attention", "area"))
+        self.count_rule = check_choice(count_rule, "count_rule", ("truncated", "authors"))
 
     @property
     def attention_source(self) -> str:
@@ -282,9 +288,14 @@ class GCut(RetentionAugmentation):
         flat_candidates = candidates.flatten(1)
         num_candidates = flat_candidates.sum(dim=1)
         max_cut = torch.floor(self.limit * num_candidates.double())
-        # n = floor(|z|·σ·m) ≤ floor(limit·m)  ⇔  |z| < (floor(limit·m) + 1) / (σ·m).
-        scale = self.sigma * num_candidates.double()
-        upper = torch.where(scale > 0, (max_cut + 1) / scale.clamp_min(1e-12), torch.inf)
+        if self.count_rule == "authors":
+            # |z·floor(σ·m)| ≤ limit·m, as the authors' redraw loop leaves it.
+            scale = torch.floor(self.sigma * num_candidates.double())
+            upper = torch.where(scale > 0, self.limit * num_candidates / scale.clamp_min(1.0), torch.inf)
+        else:
+            # n = floor(|z|·σ·m) ≤ floor(limit·m)  ⇔  |z| < (floor(limit·m) + 1) / (σ·m).
+            scale = self.sigma * num_candidates.double()
+            upper = torch.where(scale > 0, (max_cut + 1) / scale.clamp_min(1e-12), torch.inf)
         magnitude = truncated_half_normal(upper, device, generator)
         num_cut = torch.minimum(torch.floor(magnitude * scale), max_cut).long()
         applied = self.draw_applied(batch, device, generator)
@@ -326,6 +337,7 @@ class GCut(RetentionAugmentation):
             f"keep_ratio={self.keep_ratio}" if self.select == "topk" else "",
             f"sigma={self.sigma}",
             f"limit={self.limit}",
+            f"count_rule={self.count_rule!r}" if self.count_rule != "truncated" else "",
             f"fill={self.fill}",
             f"score={self.score!r}",
             f"p={self.p}",

@@ -3,6 +3,7 @@
 Every loader returns :class:`RetrievalSplits` (query, train, database) whose items are
 ``(image, label, index)``; the dataset index keys per-sample state such as the attention
 cache. :meth:`RetrievalSplits.info` gives the split seed and sizes to store with every result.
+:mod:`.transforms` holds the per-method training transforms of the authors' protocol.
 Nothing here touches the network.
 """
 
@@ -21,8 +22,16 @@ from .imagelist import (
 )
 from .retrieval import IndexedTensorDataset, RetrievalSplits
 from .splits import split_class_balanced
+from .transforms import (
+    BASELINE_TREATMENTS,
+    TRAINING_METHODS,
+    TrainingTransform,
+    paper_training_transform,
+    resize_centre_crop,
+)
 
 __all__ = [
+    "BASELINE_TREATMENTS",
     "CIFAR10_CLASSES",
     "EMBEDDED_FILE",
     "IMAGELIST_PRESETS",
@@ -32,10 +41,14 @@ __all__ = [
     "ImageListPreset",
     "IndexedTensorDataset",
     "RetrievalSplits",
+    "TRAINING_METHODS",
+    "TrainingTransform",
     "embedded_path",
     "load_cifar10",
     "load_embedded",
     "load_imagelist",
+    "paper_training_transform",
     "read_image_list",
+    "resize_centre_crop",
     "split_class_balanced",
 ]

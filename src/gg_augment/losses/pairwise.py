@@ -23,7 +23,7 @@ from .._checks import (
     check_tensor,
 )
 from .parts import RETENTION_RULES, label_similarity, pair_scores, retention_pair_loss
-from .triplet import triplet_margin_loss
+from .triplet import CENTRE_FORM_MIN_BATCH, TRIPLET_FORMS, triplet_margin_loss
 
 __all__ = ["RetentionWeightedPairwiseLoss", "mined_pairs"]
 
@@ -105,6 +105,9 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         triplet_weight: γ of the triplet term (0 disables it).
         triplet_margin: its margin, on the [0, 1] cosine-distance scale.
         weight_triplets: weight each triplet by w_anchor·w_positive.
+        triplet_form: ``"all"`` (every valid triplet, cosine distance / 2) or ``"centre"`` (the
+            authors': class-centre anchors, nearest negative, L2 on the codes, no term for
+            batches of 20 or fewer); see :func:`~gg_augment.losses.triplet_margin_loss`.
         validate_args: check values (host syncs on CUDA): weights in [0, 1]; outputs,
             bank, binary targets and class terms finite; multi-hot labels only 0/1.
         rule: the retention rule, ``"authors"``, ``"uncertain"`` or ``"weighted"``.
@@ -144,6 +147,7 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         triplet_margin: float = 0.3,
         weight_triplets: bool = False,
         rule: str = "authors",
+        triplet_form: str = "all",
     ) -> None:
         super().__init__()
         self.similarity = check_choice(similarity, "similarity", ("hash", "cosine"))
@@ -157,6 +161,9 @@ class RetentionWeightedPairwiseLoss(nn.Module):
         self.triplet_margin = check_range(triplet_margin, "triplet_margin", 0.0, float("inf"))
         self.weight_triplets = bool(weight_triplets)
         self.rule = check_choice(rule, "rule", RETENTION_RULES)
+        self.triplet_form = check_choice(triplet_form, "triplet_form", TRIPLET_FORMS)
+        if self.weight_triplets and self.triplet_form == "centre":
+            raise ValueError("weight_triplets=True needs triplet_form='all' (the authors' centre form is unweighted)")
 
     def forward(
         self,
@@ -226,9 +233,12 @@ class RetentionWeightedPairwiseLoss(nn.Module):
             loss = loss + self.classification_weight * (class_targets.float() - class_scores.float()).pow(2).mean()
         if bank is not None and self.add_in_batch:
             loss = loss + self._in_batch_loss(outputs, labels, weights)
-        if self.triplet_weight:
+        skip_triplets = self.triplet_form == "centre" and outputs.shape[0] < CENTRE_FORM_MIN_BATCH
+        if self.triplet_weight and not skip_triplets:
             triplet_weights = weights if self.weight_triplets else None
-            loss = loss + self.triplet_weight * triplet_margin_loss(outputs, labels, self.triplet_margin, triplet_weights)
+            loss = loss + self.triplet_weight * triplet_margin_loss(
+                outputs, labels, self.triplet_margin, triplet_weights, form=self.triplet_form
+            )
         return loss
 
     @staticmethod

@@ -20,6 +20,15 @@ from typing import Any
 import torch
 
 from .._checks import check_choice, check_int, check_range
+from ..data.transforms import BASELINE_TREATMENTS
+from ..losses.triplet import TRIPLET_FORMS
+from ..models import HEAD_INITS
+from ..protocol import (
+    AUTHORS_GT_SIGMA_PX_BY_BACKBONE,
+    AUTHORS_GT_SIGMA_PX_BY_DATASET,
+    T_MAX_RULES,
+    authors_gt_sigma,
+)
 
 __all__ = [
     "AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RECIPE_CASES", "RUN_CONTROL_KEYS",
@@ -32,26 +41,32 @@ RUN_CONTROL_KEYS = (
     "code_lengths", "out", "resume", "stop_after", "progress", "threads", "eval_every", "workers", "validation",
 )
 
-AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx")
-ARCHITECTURES = ("small", "resnet18", "resnet50", "vit_b_16", "efficientnet_lite0")
+AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx", "other")
+ARCHITECTURES = ("small", "resnet18", "resnet50", "inception_v3", "vit_b_16", "vit_b_32", "efficientnet_lite0")
 VALIDATION = ("always", "first-step", "never")
 
 #: What each recipe sets for the fields left at None. ``paper`` is the GG authors' recipe:
-#: resize 256 -> centre crop 224 -> flip under G_t/G_cut (no random resized crop), DSDH bank
-#: term only with the batch's columns of U written before the loss, a triplet term, RMSprop
-#: with cosine decay to 1e-7, one DCC sweep per epoch, Linear(1000 -> K) on ImageNet logits,
-#: G_cut grid 12 for CNNs, G_t sigma 60 px of 224, evaluation every 10 epochs. ``fast`` is
-#: tuned for short from-scratch CPU runs (see docs/recipes.md for each difference and why).
+#: each method's own training transform (gg_augment.data.transforms; their baselines as they
+#: ran them), DSDH bank term only with the batch's columns of U written before the loss, their
+#: centre triplet term, RMSprop with cosine decay to 1e-7 over T_max = 150, one DCC sweep per
+#: epoch, Linear(1000 -> K) on ImageNet logits with their head init, G_cut grid 12 for CNNs and
+#: their cut count, G_t sigma per dataset and backbone (gg_augment.protocol), evaluation every
+#: 10 epochs. ``fast`` is tuned for short from-scratch CPU runs (see docs/recipes.md for each
+#: difference and why).
 RECIPES: dict[str, dict[str, Any]] = {
     "fast": {
         "lr": 1e-3, "optimizer": "adam", "lr_min": 0.0, "loss_terms": "bank+batch", "triplet_weight": 0.0,
         "base_transform": "crop-flip", "crop_scale": 0.64, "gt_sigma": 0.3, "dcc_iterations": 3,
         "head": "features", "eval_every": 0, "gcut_grid": 8, "topk": None,
+        "baselines": "authors", "triplet_form": "all", "cosine_tmax": "epochs", "head_init": "default",
+        "cut_count": "truncated",
     },
     "paper": {
         "lr": 3e-5, "optimizer": "rmsprop", "lr_min": 1e-7, "loss_terms": "bank", "triplet_weight": 0.005,
-        "base_transform": "flip", "crop_scale": 0.08, "gt_sigma": 60 / 224, "dcc_iterations": 1,
+        "base_transform": "per-method", "crop_scale": 0.08, "gt_sigma": 60 / 224, "dcc_iterations": 1,
         "head": "logits", "eval_every": 10, "gcut_grid": 12, "topk": None,
+        "baselines": "authors", "triplet_form": "centre", "cosine_tmax": "authors", "head_init": "authors",
+        "cut_count": "authors",
     },
 }
 
@@ -62,7 +77,13 @@ RECIPE_CASES: dict[tuple[str, str], tuple[tuple[str, Any, Callable[[TrainConfig]
     ("fast", "gcut_grid"): (_VIT_GRID,),
     ("paper", "gcut_grid"): (_VIT_GRID,),
     ("paper", "lr"): (("ViT", 3e-6, lambda c: c.is_vit),),
-    ("paper", "gt_sigma"): (("ImageNet-100", 80 / 224, lambda c: c.imagelist_preset == "imagenet-100"),),
+    # The authors' batch script sets G_t's sigma per backbone, their single runs per dataset.
+    ("paper", "gt_sigma"): tuple(
+        (arch, authors_gt_sigma("", arch), lambda c, arch=arch: c.arch == arch) for arch in AUTHORS_GT_SIGMA_PX_BY_BACKBONE
+    ) + tuple(
+        (dataset, authors_gt_sigma(dataset, "small"), lambda c, dataset=dataset: c.dataset_name == dataset)
+        for dataset in AUTHORS_GT_SIGMA_PX_BY_DATASET if dataset != "cifar10"
+    ),
     # NUS-WIDE, ImageNet-100, COCO: mAP@1000; CIFAR-10: @all
     ("paper", "topk"): (("image lists", 1000, lambda c: c.data == "imagelist"),),
 }
@@ -83,6 +104,11 @@ class RecipeSettings:
     dcc_iterations: int
     head: str
     eval_every: int
+    baselines: str
+    triplet_form: str
+    cosine_tmax: str
+    head_init: str
+    cut_count: str
 
 
 class ConfigError(ValueError):
@@ -136,8 +162,24 @@ class TrainConfig:
     triplet_margin: float = option(0.3, "margin of the triplet term", range=_NON_NEGATIVE)
     weight_triplets: bool = option(False, "weight each triplet by retention (the authors' is unweighted)")
     base_transform: str | None = option(
-        None, "under every method: random resized crop + flip, or resize·256/224 + centre crop + flip",
-        choices=("crop-flip", "flip"))
+        None, "the training transform: random resized crop + flip under every method, resize·256/224 + centre "
+        "crop + flip under every method, or each method's own as the authors ran it (docs/recipes.md)",
+        choices=("crop-flip", "flip", "per-method"))
+    baselines: str | None = option(
+        None, "with --base-transform per-method: train none (Resize((S, S)), no flip) and erasing (not normalised) "
+        "as the authors did, or matched to the queries' normalised resize + centre crop", choices=BASELINE_TREATMENTS)
+    triplet_form: str | None = option(
+        None, "triplet term: every valid triplet on cosine distance / 2, or the authors' (class-centre anchor, "
+        "nearest negative, L2 on the codes, none for batches of 20 or fewer)", choices=TRIPLET_FORMS)
+    cosine_tmax: str | None = option(
+        None, "cosine schedule period: the run's epochs, or the authors' fixed 150", choices=T_MAX_RULES)
+    head_init: str | None = option(
+        None, "code head init: PyTorch's, Xavier-normal, Kaiming-uniform (tanh), or the authors' (Xavier-normal "
+        "for CNNs, Kaiming-uniform for ViTs)", choices=(*HEAD_INITS, "authors"))
+    cut_count: str | None = option(
+        None, "G_cut's cut count: n = floor(|z|·sigma·m) truncated to floor(limit·m), or the authors' "
+        "floor(|z·floor(sigma·m)|) redrawn past limit·m (mean n/m 0.110 vs 0.192 at m = 4)",
+        choices=("truncated", "authors"))
     dcc_iterations: int | None = option(None, "DCC sweeps of the B-step per epoch", minimum=1)
     head: str | None = option(None, "code head on pooled features, or on a pretrained CNN's ImageNet logits",
                               choices=("features", "logits"))
@@ -241,8 +283,14 @@ class TrainConfig:
 
     @property
     def patch_size(self) -> int:
-        match = re.search(r"patch(\d+)", self.arch)
+        match = re.search(r"patch(\d+)", self.arch) or re.fullmatch(r"vit_[a-z]_(\d+)", self.arch)
         return int(match.group(1)) if match else 16
+
+    @property
+    def dataset_name(self) -> str:
+        """``cifar10``, an image-list preset (``nus-wide-21``, ``imagenet-100``, ``coco``) or
+        ``embedded``: the dataset names of :mod:`gg_augment.protocol`'s tables."""
+        return self.imagelist_preset if self.data == "imagelist" else self.data
 
     @property
     def patch_grid(self) -> int | None:
@@ -279,6 +327,8 @@ class TrainConfig:
                 raise ConfigError("attention_model", "'imagenet' needs a pretrained architecture (--arch efficientnet_lite0 --pretrained)")
             if self.augment == "gcut-approx":
                 raise ConfigError("attention_model", "'imagenet' takes attention from a frozen model, so it has no cache to fill: use --augment gcut")
+        if self.weight_triplets and self.resolved().triplet_form == "centre":
+            raise ConfigError("weight_triplets", "needs --triplet-form all: the authors' centre form is unweighted")
         if self.limit_train == 1:
             raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
         if self.is_vit and self.image_size % self.patch_size:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from ..data.transforms import prepare_images, resize_centre_crop, training_base
 from .config import TrainConfig
 
 __all__ = [
@@ -181,19 +182,19 @@ def load_data(config: TrainConfig) -> RunData:
     """The three splits, limited as the configuration says, in memory or streamed; labels
     are read without decoding images either way."""
     splits = load_splits(config)
-    centre_crop = config.settings().base_transform == "flip"
+    prepare = _preparations(config)
     limits = {"train": config.limit_train, "query": config.limit_query, "database": config.limit_database}
     made: dict[str, Split] = {}
     for name, limit in limits.items():
-        dataset = getattr(splits, name)
+        dataset, fn = getattr(splits, name), prepare[name]
         if config.streaming:
             lazy, labels = _limited(dataset, limit)
-            if centre_crop:
-                lazy = MappedDataset(lazy, _CentreCrop(config.image_size))
+            if fn is not None:
+                lazy = MappedDataset(lazy, fn)
             made[name] = StreamSplit(lazy, labels, _loader_options(config))
         else:
             images, labels = _take(dataset, limit)
-            made[name] = TensorSplit(resize_centre_crop(images, config.image_size) if centre_crop else images, labels)
+            made[name] = TensorSplit(fn(images) if fn is not None else images, labels)
     info = {**splits.info(), "used": {name: len(split) for name, split in made.items()}}
     if config.streaming:
         info["streaming"] = True
@@ -237,23 +238,28 @@ def _limited(dataset: Any, limit: int) -> tuple[Any, Tensor]:
     return dataset, labels
 
 
-def resize_centre_crop(images: Tensor, size: int) -> Tensor:
-    """The authors' base transform: resize to size·256/224, then the centre size×size crop."""
-    resized = round(size * 256 / 224)
-    if images.shape[-2:] != (resized, resized):
-        images = F.interpolate(images, size=(resized, resized), mode="bilinear", align_corners=False, antialias=True)
-    top = (resized - size) // 2
-    return images[..., top : top + size, top : top + size].contiguous()
+def _preparations(config: TrainConfig) -> dict[str, Callable[[Tensor], Tensor] | None]:
+    """What each split gets when it loads: under the ``flip`` base transform resize + centre
+    crop for all; under ``per-method`` the queries and database get it and the training images
+    their method's deterministic part (:func:`~gg_augment.data.transforms.training_base`)."""
+    settings = config.settings()
+    if settings.base_transform == "crop-flip":
+        return {"train": None, "query": None, "database": None}
+    centre = _Prepare("centre-crop", config.image_size)
+    if settings.base_transform == "flip":
+        return {"train": centre, "query": centre, "database": centre}
+    train = _Prepare(training_base(config.augment, settings.baselines), config.image_size)
+    return {"train": train, "query": centre, "database": centre}
 
 
-class _CentreCrop:
-    """Picklable per-sample :func:`resize_centre_crop` for DataLoader workers."""
+class _Prepare:
+    """Picklable :func:`~gg_augment.data.transforms.prepare_images` for DataLoader workers."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, base: str, size: int) -> None:
+        self.base, self.size = base, size
 
-    def __call__(self, image: Tensor) -> Tensor:
-        return resize_centre_crop(image[None], self.size)[0]
+    def __call__(self, images: Tensor) -> Tensor:
+        return prepare_images(images, self.base, self.size)
 
 
 class MappedDataset(Dataset):

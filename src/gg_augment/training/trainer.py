@@ -76,7 +76,9 @@ class Trainer:
             self.model = build_model(config, code_length, data.train.channels).to(device)
         except (ValueError, ImportError) as error:
             raise ConfigError("arch", f"{config.arch}: {error}") from error
-        self.pipeline, self.cache = build_pipeline(config, self.model, num_train, augment)
+        self.pipeline, self.cache = build_pipeline(
+            config, self.model, num_train, augment, data.split_info.get("mean"), data.split_info.get("std")
+        )
         self.train_model: nn.Module = nn.parallel.DistributedDataParallel(self.model) if ctx.enabled else self.model
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
         self.objective = build_objective(config, code_length, data.train.labels, data.num_classes, device, ctx)
