@@ -182,7 +182,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
         with pytest.raises(RunFolderBusyError, match=rf"in use by another run \(pid {holder.pid} on host .*started 20\d\d-"):
             lock_run_folder(tmp_path)
     finally:
-        holder.communicate("", timeout=60)
+        holder.communicate("", timeout=1800)
     assert holder.returncode == 0
     assert not (tmp_path / ".run.lock").exists()  # released and removed
     with lock_run_folder(tmp_path) as lock:  # free again
@@ -194,7 +194,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = _start(HOLDER, str(tmp_path))
     assert holder.stdout.readline().strip() == "locked"
     holder.send_signal(signal.SIGKILL)
-    holder.wait(timeout=60)
+    holder.wait(timeout=1800)
     assert (tmp_path / ".run.lock").exists()  # left behind, but no longer locked
     with RunLock(tmp_path):
         with pytest.raises(RunFolderBusyError, match=f"pid {os.getpid()}"):
@@ -207,7 +207,7 @@ def test_the_sweep_spares_a_live_writer_and_removes_a_dead_ones(tmp_path):
     write_atomic(target, b"old")
     dead = _start(WRITER, str(target), "die")
     assert dead.stdout.readline().strip() == "writing"
-    assert dead.wait(timeout=60) == 137
+    assert dead.wait(timeout=1800) == 137
     (dead_temp,) = tmp_path.glob(".*.tmp")
     alive = _start(WRITER, str(target), "wait")
     try:
@@ -221,7 +221,7 @@ def test_the_sweep_spares_a_live_writer_and_removes_a_dead_ones(tmp_path):
         os.link(live_temp, anonymous)
         assert remove_stale_temp_files(tmp_path) == []
         anonymous.unlink()
-        out, _ = alive.communicate("go\n", timeout=60)
+        out, _ = alive.communicate("go\n", timeout=1800)
     finally:
         if alive.poll() is None:
             alive.kill()

@@ -385,7 +385,7 @@ def test_a_second_run_of_one_configuration_is_refused_naming_the_holder(tmp_path
     folder = RunLayout.of(parse_config("hashing", argv).resolved()).directory
     with io.lock_run_folder(folder):  # this process plays the first run
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-        second = subprocess.run([sys.executable, "-c", SECOND_RUN, *argv], capture_output=True, text=True, env=env, timeout=600)
+        second = subprocess.run([sys.executable, "-c", SECOND_RUN, *argv], capture_output=True, text=True, env=env, timeout=1800)
     assert second.returncode == 2, second.stderr[-2000:]
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and "argument --out" in lines[0] and f"pid {os.getpid()}" in lines[0], lines

@@ -82,7 +82,7 @@ def test_torchrun_two_ranks_finishes_where_the_note_applies(tmp_path):
     flags = ["--code-lengths", "8", "--epochs", "1", "--eval-every", "1", *TINY]
     script = _example_beside_a_study_of(tmp_path, flags, 8)
     out = tmp_path / "out"
-    finished = _torchrun(script, 29561, *flags, "--out", str(out), "--no-progress", "--threads", "1", timeout=600)
+    finished = _torchrun(script, 29561, *flags, "--out", str(out), "--no-progress", "--threads", "1", timeout=1800)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.count("Study baseline, same setting") == 1  # the note, from rank 0 only
     assert 0.0 <= _results(out)["results"][0]["map"] <= 1.0
@@ -96,7 +96,7 @@ def test_torchrun_two_ranks_at_the_study_setting_shortened_in_epochs(tmp_path):
     flags[flags.index("--epochs") + 1] = "1"
     script = _example_beside_a_study_of(tmp_path, flags, 32)
     out = tmp_path / "out"
-    finished = _torchrun(script, 29563, "--epochs", "1", "--out", str(out), "--no-progress", timeout=600)
+    finished = _torchrun(script, 29563, "--epochs", "1", "--out", str(out), "--no-progress", timeout=1800)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.count("Study baseline, same setting") == 1
     results = _results(out)

@@ -61,7 +61,7 @@ def _config_json(config: TrainConfig) -> str:
 def _kill_during(config: TrainConfig, target: str, nth: int) -> None:
     finished = subprocess.run(
         [sys.executable, "-c", KILLER, target, str(nth), _config_json(config)],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=1800,
     )
     assert finished.returncode == 137, finished.stderr[-2000:]
 
