@@ -101,12 +101,14 @@ def build_pipeline(
         augmentation = GCut(
             attention_model, layer=config.attention_layer, grid_size=config.cut_grid, score=config.gcut_score,
             limit=config.gcut_limit, generator=generator, count_rule=config.settings().cut_count,
+            definition=config.attention_definition, temperature=config.attention_temperature,
         )
     elif method == "gcut-approx":
         cache = AttentionCache(num_train, grid_size=config.attention_grid, momentum=config.cache_momentum, device=config.device)
         augmentation = GCut(
             model, layer=config.attention_layer, cache=cache, grid_size=config.cut_grid,
             score=config.gcut_score, limit=config.gcut_limit, generator=generator, count_rule=config.settings().cut_count,
+            definition=config.attention_definition, temperature=config.attention_temperature,
         )
     pipeline = RetentionPipeline(
         augmentation, crop=_crop(config, generator, mean, std), curve=_curve(config), weight_by_retention=not config.no_retention

@@ -21,6 +21,7 @@ import torch
 
 from .._checks import check_choice, check_int, check_range
 from ..data.transforms import BASELINE_TREATMENTS
+from ..losses import RETENTION_RULES
 from ..losses.triplet import TRIPLET_FORMS
 from ..models import HEAD_INITS
 from ..protocol import (
@@ -215,6 +216,13 @@ class TrainConfig:
     curve: str = option(
         "method", "retention -> weight: identity, power (k=2), the authors' activation (sigmoid below 0.5), or "
         "the method's own (power for softcrop, identity otherwise)", choices=("method", "identity", "power", "authors"))
+    retention_rule: str = option(
+        "authors", "how retention w softens a pair: the authors' target s*w, toward uncertainty w*s+(1-w)/2, or the "
+        "pair's loss weighted by w (RetentionWeightedPairwiseLoss rule)", choices=RETENTION_RULES)
+    attention_definition: str = option(
+        "mean", "G_cut's CNN attention: the authors' channel mean, or the channel energy (mean of squares)",
+        choices=("mean", "energy"))
+    attention_temperature: float = option(1.0, "softmax temperature of G_cut's attention", range=_POSITIVE)
     # The same range as AttentionCache's own check: 0 replaces, 1 keeps the first value.
     cache_momentum: float = option(0.5, "EMA momentum of the approximate G_cut cache", range=(0.0, 1.0, True, True))
     out: Path | None = option(None, "output folder (None: runs/<mode>)")
@@ -232,6 +240,9 @@ class TrainConfig:
     stream: bool | None = option(
         None, "stream batches through a DataLoader (default: for image lists) instead of holding the data in memory")
     workers: int = option(0, "DataLoader worker processes when streaming (decode and resize there)", minimum=0)
+    amp: str = option("off", "mixed precision of the training forward (autocast; the loss stays float32)",
+                      choices=("off", "bf16"))
+    channels_last: bool = option(False, "channels_last memory format for the model and the training images")
     validation: str = option(
         "always", "value checks of the augmentation, loss and solver (host syncs): every step, the first step "
         "only, or never", choices=VALIDATION, flag="--validate")

@@ -47,7 +47,7 @@ class HashingObjective:
         self.loss_fn = RetentionWeightedPairwiseLoss(
             "hash", quantization_weight=QUANTIZATION_WEIGHT, add_in_batch=self.live_rows,
             triplet_weight=settings.triplet_weight, triplet_margin=config.triplet_margin,
-            weight_triplets=config.weight_triplets, triplet_form=settings.triplet_form,
+            weight_triplets=config.weight_triplets, triplet_form=settings.triplet_form, rule=config.retention_rule,
         )
         self.solver = DSDHSolver(
             labels.shape[0], code_length, num_classes, eta=QUANTIZATION_WEIGHT, dcc_iterations=settings.dcc_iterations,
@@ -92,7 +92,7 @@ class RealValuedObjective:
         settings = config.settings()
         self.loss_fn = RetentionWeightedPairwiseLoss(
             "cosine", scale=10.0, triplet_weight=settings.triplet_weight, triplet_margin=config.triplet_margin,
-            weight_triplets=config.weight_triplets, triplet_form=settings.triplet_form,
+            weight_triplets=config.weight_triplets, triplet_form=settings.triplet_form, rule=config.retention_rule,
         )
         self.labels = labels.to(device)
 

@@ -76,6 +76,11 @@ class Trainer:
             self.model = build_model(config, code_length, data.train.channels).to(device)
         except (ValueError, ImportError) as error:
             raise ConfigError("arch", f"{config.arch}: {error}") from error
+        if config.channels_last:
+            # nn.Module.to takes memory_format at run time; its typed overloads omit it.
+            for parameter in self.model.parameters():
+                if parameter.dim() == 4:
+                    parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
         self.pipeline, self.cache = build_pipeline(
             config, self.model, num_train, augment, data.split_info.get("mean"), data.split_info.get("std")
         )
@@ -176,6 +181,8 @@ class Trainer:
     def train_step(self, images: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         """Augment, forward, loss, update; return the loss and the batch's weights."""
         images = images.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         # Efficiency figure for the final record: training forward calls per step (the exact
         # G_cut's extra attention pass shows as 2).
         with self.model.register_forward_pre_hook(self._count_forward):
@@ -195,9 +202,12 @@ class Trainer:
         tensor (a cached G_cut decides its warm-up from it without reading the device); the
         recording writes the attention cache from this forward (a no-op without a cache)."""
         batch = self.pipeline.augment(images, index)
-        with self.pipeline.recording(batch):
-            outputs = self.train_model(batch.images)
-        return outputs, batch.weight
+        # --amp bf16: the forward under autocast; the outputs go to the loss (and the DSDH
+        # bank) in float32, so the objective's sums and the solver never see bf16.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp == "bf16"):
+            with self.pipeline.recording(batch):
+                outputs = self.train_model(batch.images)
+        return outputs.float(), batch.weight
 
     def _count_forward(self, _module: nn.Module, _inputs: Any) -> None:
         self.forward_calls += 1
