@@ -7,7 +7,8 @@ or ``fig.savefig``) and takes images as (B, C, H, W) tensors already in [0, 1] f
 - :func:`augmented_grid`: originals above their augmented versions, each titled with its retention;
 - :func:`attention_overlay`: the attention map on the image, drawn on the same grid as the cut,
   with a colour bar, and the cut cells outlined;
-- :func:`precision_recall_figure`: precision-recall curves of several models or methods.
+- :func:`precision_recall_figure`: precision-recall curves of several models or methods;
+- :func:`training_curves_figure`: a run's loss, mean weight and mAP per epoch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from ._checks import check_tensor
 
-__all__ = ["attention_overlay", "augmented_grid", "precision_recall_figure"]
+__all__ = ["attention_overlay", "augmented_grid", "precision_recall_figure", "training_curves_figure"]
 
 
 def _pyplot() -> Any:
@@ -143,3 +144,42 @@ def precision_recall_figure(curves: Mapping[str, tuple[Tensor, Tensor]], title: 
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def training_curves_figure(histories: Mapping[int, Sequence[Mapping[str, Any]]], title: str = "") -> Any:
+    """Loss, mean loss weight and mAP per epoch of a run, one line per code length.
+
+    ``histories``: code length → the run's per-epoch records (``metrics.jsonl``: ``epoch``,
+    ``loss``, ``mean_weight`` and, on evaluated epochs, ``map`` and ``train_map``; the
+    untrained network's record is drawn at epoch 0 of the mAP panel).
+    """
+    if not histories:
+        raise ValueError("histories must hold at least one code length's records; got none")
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for code_length, history in histories.items():
+        trained = [h for h in history if "loss" in h]
+        epochs = [h["epoch"] for h in trained]
+        axes[0].plot(epochs, [h["loss"] for h in trained], label=f"{code_length}")
+        axes[1].plot(epochs, [h["mean_weight"] for h in trained], label=f"{code_length}")
+        evaluated = [(h["epoch"], h["map"]) for h in trained if h.get("map") is not None]
+        untrained = next((h["untrained_map"] for h in history if "untrained_map" in h), None)
+        if untrained is not None:
+            evaluated.insert(0, (0, untrained))
+        if evaluated:
+            line, = axes[2].plot(*zip(*evaluated), marker="o", label=f"{code_length} query")
+            seen = [(h["epoch"], h["train_map"]) for h in trained if h.get("train_map") is not None]
+            if seen:
+                axes[2].plot(*zip(*seen), marker="x", linestyle="--", color=line.get_color(), label=f"{code_length} train")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis, name in zip(axes, ("training loss", "mean loss weight", "mAP")):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel("epoch")
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+    axes[2].legend(fontsize=8, title="code length", title_fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -69,6 +69,10 @@ class RunLayout:
     def results_json(self) -> Path:
         return self.directory / "results.json"
 
+    @property
+    def curves_png(self) -> Path:
+        return self.directory / "curves.png"
+
     def remove_stale_temp_files(self, code_length: int) -> list[Path]:
         """Delete the temp files a killed write of this run left behind; return them.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from .. import io
 from .config import TrainConfig
 from .layout import RunLayout
 
-__all__ = ["epoch_line", "final_record", "peak_memory", "write_history", "write_results"]
+__all__ = ["epoch_line", "final_record", "peak_memory", "plot_curves", "warn_below_untrained", "write_history", "write_results"]
 
 
 def epoch_line(code_length: int, record: dict[str, Any]) -> str:
@@ -81,6 +82,51 @@ def _table(config: TrainConfig, results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _aligned(rows: list[str]) -> list[str]:
+    """A markdown table's rows with every column padded to its widest cell (read as text too)."""
+    cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    out = []
+    for n, row in enumerate(cells):
+        if n == 1:  # the separator row
+            row = ["-" * w for w in widths]
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    return out
+
+
+def warn_below_untrained(results: list[dict[str, Any]]) -> list[str]:
+    """One line per code length whose final mAP is below its untrained network's: training
+    made it worse (too high a learning rate, too few epochs for the augmentation, a bug)."""
+    lines = [
+        f"warning: {r['code_length']}: final mAP {r['map']:.4f} is below the untrained network's "
+        f"{r['untrained_map']:.4f}; training made retrieval worse (try a lower --lr or more --epochs)"
+        for r in results
+        if r.get("map") is not None and r.get("untrained_map") is not None and r["map"] < r["untrained_map"]
+    ]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
+
+
+def plot_curves(config: TrainConfig, code_lengths: list[int]) -> str:
+    """Draw the run's loss, weight and mAP per epoch to ``curves.png`` beside ``results.md``;
+    return what happened, in one line (matplotlib is the optional ``viz`` extra)."""
+    layout = RunLayout.of(config)
+    try:
+        from ..viz import training_curves_figure
+        figure = training_curves_figure(
+            {k: [json.loads(line) for line in layout.metrics(k).read_text().splitlines() if line.strip()] for k in code_lengths},
+            title=f"{config.augment} on {config.data}, seed {config.seed}",
+        )
+    except ImportError:
+        return "curves: not drawn (matplotlib is missing: pip install 'gg-augment[viz]')"
+    io.save_figure(figure, layout.curves_png)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return f"curves: {layout.curves_png}"
+
+
 def write_results(config: TrainConfig, results: list[dict[str, Any]], split_info: dict[str, Any]) -> None:
     """Print the mAP table and write it, with the run's summary, as :class:`RunLayout` says."""
     method = config.augment + (" (no retention)" if config.no_retention else "")
@@ -92,7 +138,7 @@ def write_results(config: TrainConfig, results: list[dict[str, Any]], split_info
         f"device={config.device}, split seed={split_info.get('seed')}, sizes={split_info.get('used')}, "
         f"torch {torch.__version__}, {platform.machine()}",
         "",
-        *_table(config, results),
+        *_aligned(_table(config, results)),
     ]
     table = "\n".join(lines) + "\n"
     layout = RunLayout.of(config)
@@ -101,3 +147,5 @@ def write_results(config: TrainConfig, results: list[dict[str, Any]], split_info
     print()
     print(table)
     print(f"results: {layout.results_markdown}")
+    print(plot_curves(config, [r["code_length"] for r in results]))
+    warn_below_untrained(results)

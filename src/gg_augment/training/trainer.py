@@ -136,6 +136,7 @@ class Trainer:
             return start_epoch, history
         if not self.ctx.is_main:
             return 0, []
+        status(self.ctx, self.config, f"[{self.code_length}] evaluating the untrained network ...")
         untrained = evaluate(self.model, self.data, self.config, self.device)
         print(f"[{self.code_length}] untrained network: mAP {untrained['map']:.4f}")
         return 0, [{"epoch": 0, **{f"untrained_{k}": v for k, v in untrained.items()}}]
@@ -150,7 +151,7 @@ class Trainer:
         num_batches = len(self.sampler)
         if tqdm is not None and self.ctx.is_main and self.config.progress:
             desc = f"[{self.code_length}] epoch {epoch + 1}/{self.config.epochs}"
-            batches = tqdm(batches, total=num_batches, desc=desc, leave=False, file=sys.stderr)
+            batches = tqdm(batches, total=num_batches, desc=desc, leave=True, file=sys.stderr)
         total_loss = torch.zeros((), device=self.device)
         total_weight = torch.zeros((), device=self.device)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -220,6 +221,12 @@ class Trainer:
                 part.validate_args = on
 
 
+def status(ctx: Distributed, config: TrainConfig, message: str) -> None:
+    """A progress line on stderr (main rank, unless --no-progress) for steps without a bar."""
+    if ctx.is_main and config.progress:
+        print(message, file=sys.stderr, flush=True)
+
+
 def train_one(config: TrainConfig, code_length: int, data: RunData, ctx: Distributed) -> dict[str, Any]:
     """Train one code length; return its final record (or ``stopped_after``). A finished
     run with ``resume`` returns its stored record."""
@@ -267,8 +274,11 @@ def run(config: TrainConfig) -> list[dict[str, Any]]:
     try:
         if ctx.is_main:
             layout.write_config(config)
+        status(ctx, config, f"loading the {config.data} data ...")
         data = load_data(config)
         check_after_data(config, data)
+        status(ctx, config, f"loaded {len(data.train)} training, {len(data.query)} query and "
+               f"{len(data.database)} database images")
         results = [train_one(config, code_length, data, ctx) for code_length in config.code_lengths]
         if ctx.is_main and all("map" in r for r in results):
             write_results(config, results, data.split_info)
