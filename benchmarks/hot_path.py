@@ -7,8 +7,14 @@ reads (``.item()``, ``bool()``, ``.tolist()``, ``.cpu()``, ``float()``, ``int()`
 ``--baseline SRC`` adds the modules of another gg_augment source tree (e.g. ``git archive`` of
 ``main``) to the same run, for before/after figures measured side by side.
 
+``--train-steps N`` adds training images/s per method (standard, G_t, exact and approximate
+G_cut; float32 and bf16 autocast) from ``efficiency.py``'s step, and ``--retrieval-database N``
+mAP@1000 of ours against faiss ``IndexBinaryFlat`` + AP from ``map_speed.py``'s data, both
+interleaved in their own round-robin and written as ``hot_path_steps``.
+
     python benchmarks/hot_path.py --batch 256 --size 64 --threads 1 --repeats 25 \
         --baseline /tmp/base/src --out docs/results/hot_path
+    python benchmarks/hot_path.py --train-steps 3 --retrieval-database 100000 --out docs/results/hot_path
 """
 
 from __future__ import annotations
@@ -118,6 +124,68 @@ def targets(med: dict[str, float], grid: int, tag: str = "") -> list[dict[str, A
     return rows
 
 
+def training_rows(steps: int, repeats: int, device: torch.device) -> list[dict[str, Any]]:
+    """Images/s of a training step per method and precision (the small CNN at 32 px, batch 128)."""
+    import efficiency as eff
+
+    settings = eff.Settings(preset="cpu-small", **{**eff.PRESETS["cpu-small"], "device": str(device), "steps": steps,
+                                                   "repeats": repeats, "threads": torch.get_num_threads()})
+    images, labels, _ = eff.load_pool(settings.pool_size, settings.image_size, device)
+    loss_fn = gg_augment.RetentionWeightedPairwiseLoss()
+    base = eff.build_base_model(settings)
+    timed: dict[str, Callable[[], object]] = {}
+    for name in ("standard", "gt", "gcut-exact", "gcut-approx"):
+        for precision in ("fp32", "bf16"):
+            variant = eff.build_variant(name, base, settings, device)
+            eff.warm_up(variant, images, labels, loss_fn, settings, device, epoch=name == "gcut-approx")
+
+            def run(variant: Any = variant, precision: str = precision) -> None:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    for _ in range(steps):
+                        eff.train_step(variant, images, labels, eff.next_batch(variant, settings, device), loss_fn)
+
+            timed[f"{name}, {precision}"] = run
+    times = interleave(timed, repeats=repeats, device=device)
+    reference = summary(times["standard, fp32"])[0]
+    return [{"what": f"training step: {name}", "median_ms": summary(t)[0] / steps,
+             "images_per_s": settings.batch * steps / (summary(t)[0] / 1e3),
+             "ratio": reference / summary(t)[0], "ratio_of": "images/s / standard fp32", "map": ""}
+            for name, t in times.items()]
+
+
+def retrieval_rows(database_size: int, repeats: int) -> list[dict[str, Any]]:
+    """mAP@1000 of 1,000 queries against ``database_size`` 64-bit codes: ours against faiss."""
+    import map_speed as ms
+
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randint(0, 2, (10, 64), generator=generator) * 2.0 - 1.0
+    query, query_labels = ms.class_codes(1000, centres, 0.3, generator)
+    database, database_labels = ms.class_codes(database_size, centres, 0.3, generator)
+    answers: dict[str, torch.Tensor] = {}
+
+    def ours(engine: str) -> None:
+        answers[f"ours ({engine})"] = ms.mean_average_precision(query, database, query_labels, database_labels,
+                                                                k=1000, engine=engine)
+
+    timed: dict[str, Callable[[], object]] = {"ours (auto)": lambda: ours("auto"), "ours (torch)": lambda: ours("torch")}
+    faiss = ms.faiss_module()
+    if faiss is not None:
+        packed_query, packed_database = ms.pack_bits(query), ms.pack_bits(database)
+
+        def flat() -> None:
+            index = faiss.IndexBinaryFlat(64)
+            index.add(packed_database)
+            order = torch.from_numpy(index.search(packed_query, 1000)[1])
+            answers["faiss IndexBinaryFlat + AP"] = ms.average_precision(order, query_labels, database_labels)
+
+        timed["faiss IndexBinaryFlat + AP"] = flat
+    times = interleave(timed, repeats=repeats, device=torch.device("cpu"))
+    reference = summary(times.get("faiss IndexBinaryFlat + AP", times["ours (torch)"]))[0]
+    return [{"what": f"mAP@1000, 1k x {database_size} x 64 bits: {name}", "median_ms": summary(t)[0],
+             "images_per_s": "", "ratio": summary(t)[0] / reference, "ratio_of": "time / faiss",
+             "map": f"{float(answers[name]):.6f}"} for name, t in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=256)
@@ -129,7 +197,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--baseline", type=Path, default=None, help="src folder of another gg_augment to time alongside")
     parser.add_argument("--out", type=Path, default=Path("results/hot_path"))
+    parser.add_argument("--train-steps", type=int, default=0, help="steps per round of the training-step section (0: skip)")
+    parser.add_argument("--retrieval-database", type=int, default=0, help="database size of the retrieval section (0: skip)")
     args = parser.parse_args()
+    if args.train_steps < 0 or args.retrieval_database < 0:
+        parser.error("--train-steps and --retrieval-database must be >= 0")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -170,6 +242,14 @@ def main() -> None:
     figure = horizontal_bars(labels, [row["x_copy"] for row in rows], "time / copy of the batch", header.splitlines()[0][2:], reference=None)
     print(write_results(args.out, "hot_path", rows, markdown, figure))
     write_results(args.out, "hot_path_targets", goal_rows, markdown_table(goal_rows, "## Targets (issue 20)"))
+    step_rows = training_rows(args.train_steps, max(3, args.repeats // 5), device) if args.train_steps else []
+    step_rows += retrieval_rows(args.retrieval_database, 5) if args.retrieval_database else []
+    if step_rows:
+        title = (f"# Training steps and retrieval (threads={args.threads}, device={device}, torch {torch.__version__}); "
+                 "medians of interleaved rounds")
+        figure = horizontal_bars([r["what"] for r in step_rows], [r["ratio"] for r in step_rows], "ratio (see table)",
+                                 title[2:60], reference=1.0)
+        print(write_results(args.out, "hot_path_steps", step_rows, markdown_table(step_rows, title), figure))
 
 
 if __name__ == "__main__":

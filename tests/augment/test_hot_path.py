@@ -242,3 +242,26 @@ def test_hot_path_benchmark_writes_its_ratios(tmp_path):
     assert rows["GT, validation off"]["host_reads_per_call"] == "0" and rows["GT"]["host_reads_per_call"] == "1"
     assert (tmp_path / "hot_path.png").stat().st_size > 0
     assert "GT / copy <= 5" in (tmp_path / "hot_path_targets.md").read_text()
+
+
+@pytest.mark.slow
+def test_hot_path_benchmark_times_training_steps_and_retrieval(tmp_path):
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    finished = subprocess.run(
+        [sys.executable, "hot_path.py", "--batch", "4", "--size", "16", "--grid", "4", "--repeats", "2",
+         "--train-steps", "1", "--retrieval-database", "3000", "--out", str(tmp_path)],
+        cwd=benchmarks, capture_output=True, text=True,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    rows = {row["what"]: row for row in csv.DictReader((tmp_path / "hot_path_steps.csv").open())}
+    for method in ("standard", "gt", "gcut-exact", "gcut-approx"):
+        for precision in ("fp32", "bf16"):
+            assert float(rows[f"training step: {method}, {precision}"]["images_per_s"]) > 0
+    maps = {row["map"] for name, row in rows.items() if name.startswith("mAP@1000")}
+    assert len(maps) == 1, maps            # every engine ranks to the same mAP
