@@ -156,9 +156,10 @@ class AttentionCache(nn.Module):
 
     # -- the host-side record ----------------------------------------------------------------
 
-    def refresh_host_record(self) -> None:
+    def refresh_host_record(self) -> np.ndarray:
         """Copy ``seen`` to the host (one device read; after a load, a reset or a sync)."""
         self._seen_host = self.seen.cpu().numpy().copy()
+        return self._seen_host
 
     def unseen_rows(self, view: View) -> Tensor:
         """Positions in the batch of the samples never written: (k,) int64.
@@ -169,10 +170,8 @@ class AttentionCache(nn.Module):
         """
         index = check_tensor(view.index, "view.index")
         if index.device.type == "cpu":
-            if self._seen_host is None:
-                self.refresh_host_record()
-            assert self._seen_host is not None
-            return torch.from_numpy(np.flatnonzero(~self._seen_host[index.numpy()]))
+            seen = self._seen_host if self._seen_host is not None else self.refresh_host_record()
+            return torch.from_numpy(np.flatnonzero(~seen[index.numpy()]))
         return torch.nonzero(~self.seen.index_select(0, index.to(self.device))).squeeze(1)
 
     def _mark_written(self, index: Tensor, device_index: Tensor) -> None:

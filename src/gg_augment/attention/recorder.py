@@ -121,9 +121,9 @@ class CacheRecorder:
         if self._armed is not None:
             raise RuntimeError("recording(...) blocks of one recorder cannot nest")
         checked = self.cache.check_view(view)
-        index = checked.index
-        assert index is not None  # check_view requires it
-        armed = _Armed(checked, self.cache.check_observed(observed, index.shape[0]))
+        if checked.index is None:  # check_view refuses this already; the check keeps the type narrow
+            raise ValueError("recording needs the dataset indices: pass view=View(index=...)")
+        armed = _Armed(checked, self.cache.check_observed(observed, checked.index.shape[0]))
         if warmup is not None:
             self.cache.write(warmup.view, warmup.logits)
         self.attach()
