@@ -129,12 +129,36 @@ def test_memory_benchmark_streams_image_lists(tmp_path):
     assert len(list((tmp_path / "data" / "n48" / "images").glob("*.jpg"))) == 48 + 8 + 16
 
 
-def test_attention_focus_reports_lift_per_layer(tmp_path):
+def test_attention_focus_reports_lift_per_layer_and_definition(tmp_path):
     finished = _run("attention_focus.py", "--queries", "40", "--layers", "backbone.layer4,backbone.layer3",
-                    "--name", "small", "--out", str(tmp_path))
+                    "--name", "small", "--temperature", "0.5", "--out", str(tmp_path))
     assert "lift" in finished.stdout
-    rows = (tmp_path / "attention_focus_small.csv").read_text().splitlines()
-    assert len(rows) == 3 and rows[1].split(",")[2] == "4x4" and rows[2].split(",")[2] == "8x8"
+    import csv
+
+    with (tmp_path / "attention_focus_small.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["layer"], row["definition"], row["map"]) for row in rows] == [
+        ("backbone.layer4", "mean", "4x4"), ("backbone.layer4", "energy", "4x4"),
+        ("backbone.layer3", "mean", "8x8"), ("backbone.layer3", "energy", "8x8"),
+    ]
+    assert {row["temperature"] for row in rows} == {"0.5"}
+    assert all(0 < float(row["lift"]) and 0 <= float(row["candidate_precision"]) <= 1 for row in rows)
+    assert (tmp_path / "attention_focus_small.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "attention_focus_small.json").read_text())["commit"]
+
+
+def test_attention_focus_reads_a_study_run_folder(tmp_path):
+    # The study's runs are trainer runs under <out>/<preset>/runs; a folder of two code lengths
+    # needs --code-length to pick one.
+    from gg_augment.training import RunLayout, TrainConfig, run
+
+    config = TrainConfig(epochs=1, code_lengths=(8, 16), limit_train=32, limit_query=8, limit_database=16,
+                         batch_size=16, progress=False, threads=1, out=tmp_path / "runs")
+    run(config)
+    folder = RunLayout.of(config.resolved()).directory
+    finished = _run("attention_focus.py", "--checkpoint", str(folder), "--code-length", "16", "--queries", "12",
+                    "--definitions", "energy", "--name", "study run", "--out", str(tmp_path))
+    assert "| study run | backbone.layer4 | energy | 1 | 4x4 |" in finished.stdout
 
 
 def test_the_main_job_prints_the_study_baseline_for_its_own_setting(tmp_path):
