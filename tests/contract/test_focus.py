@@ -67,7 +67,7 @@ def test_the_temperature_divides_the_logits_before_the_softmax(focus, device):
     flat = focus.attention_focus(model, "0", images, foreground, "energy", temperature=4.0)
     assert sharp["attention_on_foreground"] == pytest.approx(math.exp(2) / (math.exp(2) + 1))
     assert flat["attention_on_foreground"] == pytest.approx(math.exp(0.25) / (math.exp(0.25) + 1))
-    # The ranking of cells does not depend on it: the same candidates.
+    # With two logit levels the cells above the mean are the same at any temperature.
     assert sharp["candidate_precision"] == flat["candidate_precision"] == 1.0
 
 
