@@ -17,7 +17,7 @@ from typing import Any  # noqa: E402
 from benchmarks.harness import command_line  # noqa: E402
 from benchmarks.study import __doc__ as STUDY_DOC  # noqa: E402
 from benchmarks.study.plots import replot  # noqa: E402
-from benchmarks.study.presets import PRESETS, SMOKE_METHODS, Preset  # noqa: E402
+from benchmarks.study.presets import ABLATION_GROUPS, PRESETS, SMOKE_METHODS, Preset  # noqa: E402
 from benchmarks.study.runner import Study  # noqa: E402
 from benchmarks.study.tables import BUILDERS, TABLES, write_table  # noqa: E402
 from gg_augment.training import TrainConfig  # noqa: E402
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--methods", help="comma-separated subset of the preset's methods")
     add("--code-lengths", type=_ints, help="comma-separated subset of the preset's code lengths")
     add("--seeds", type=_ints, help="comma-separated seeds (default: the preset's)")
+    add("--ablations", help=f"comma-separated ablation groups to run, of {', '.join(ABLATION_GROUPS[1:])} "
+        "(default: all); the rows they are paired with come along")
     add("--ablation-bits", type=int, help="code length of the robustness and ablation tables (default: the preset's)")
     add("--jobs", type=int, default=1, help="runs side by side, each in its own process (CPU threads are shared out)")
     add("--data-root", help="for the paper preset's dataset")
@@ -66,6 +68,14 @@ def choose(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[P
         if unknown:
             parser.error(f"argument --methods: not in the preset: {sorted(unknown)}")
         preset = replace(preset, methods=tuple(args.methods.split(",")))
+    if args.ablations:
+        groups = set(args.ablations.split(","))
+        if not groups <= set(ABLATION_GROUPS):
+            parser.error(f"argument --ablations: unknown groups {sorted(groups - set(ABLATION_GROUPS))}; "
+                         f"expected some of {list(ABLATION_GROUPS[1:])}")
+        kept = [a for a in preset.ablations if a.group in groups]
+        references = {a.reference for a in kept}
+        preset = replace(preset, ablations=tuple(a for a in preset.ablations if a in kept or a.name in references))
     for name in ("code_lengths", "seeds", "ablation_bits"):
         if getattr(args, name):
             preset = replace(preset, **{name: getattr(args, name)})

@@ -12,12 +12,15 @@ from typing import Any
 
 from gg_augment.training import AUGMENTATIONS, TrainConfig
 
-__all__ = ["Ablation", "Preset", "PRESETS", "SMOKE_METHODS", "departures", "standard_ablations"]
+__all__ = ["ABLATION_GROUPS", "Ablation", "Preset", "PRESETS", "SMOKE_METHODS", "departures", "rule_ablations",
+           "standard_ablations"]
 
 #: The methods a smoke run keeps: one without augmentation, the baseline, both G_cuts.
 SMOKE_METHODS = ("none", "standard", "gcut", "gcut-approx")
 #: The methods that weight by retention, so that "no retention weighting" is an ablation of them.
 _WEIGHTED = ("erasing", "softcrop", "gt", "gcut", "gcut-approx")
+#: What an ablation row varies; ``--ablations GROUP,...`` keeps some groups only.
+ABLATION_GROUPS = ("method", "weighting", "rule", "score", "curve", "sigma", "limit", "attention")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Ablation:
     name: str
     changes: dict[str, Any]
     reference: str = ""
+    group: str = "method"
 
     @property
     def is_method(self) -> bool:
@@ -36,20 +40,31 @@ class Ablation:
 
 def standard_ablations(frozen_attention_layer: str | None = None) -> tuple[Ablation, ...]:
     rows = [Ablation(method, {"augment": method}) for method in _WEIGHTED]
-    rows += [Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m) for m in _WEIGHTED]
+    rows += [Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m, "weighting")
+             for m in _WEIGHTED]
     rows += [
-        Ablation("gcut, area score", {"augment": "gcut", "gcut_score": "area"}, "gcut"),
-        Ablation("gcut, power curve", {"augment": "gcut", "curve": "power"}, "gcut"),
-        Ablation("gcut, authors' activation", {"augment": "gcut", "curve": "authors"}, "gcut"),
-        Ablation("gt, power curve", {"augment": "gt", "curve": "power"}, "gt"),
-        Ablation("gt, authors' activation", {"augment": "gt", "curve": "authors"}, "gt"),
+        Ablation("gcut, area score", {"augment": "gcut", "gcut_score": "area"}, "gcut", "score"),
+        Ablation("gcut, power curve", {"augment": "gcut", "curve": "power"}, "gcut", "curve"),
+        Ablation("gcut, authors' activation", {"augment": "gcut", "curve": "authors"}, "gcut", "curve"),
+        Ablation("gt, power curve", {"augment": "gt", "curve": "power"}, "gt", "curve"),
+        Ablation("gt, authors' activation", {"augment": "gt", "curve": "authors"}, "gt", "curve"),
     ]
-    rows += [Ablation(f"gt, sigma {s}", {"augment": "gt", "gt_sigma": s}, "gt") for s in (0.05, 0.1, 0.2, 0.3)]
-    rows += [Ablation(f"gcut, limit {v}", {"augment": "gcut", "gcut_limit": v}, "gcut") for v in (0.25, 0.5, 0.75)]
+    rows += [Ablation(f"gt, sigma {s}", {"augment": "gt", "gt_sigma": s}, "gt", "sigma") for s in (0.05, 0.1, 0.2, 0.3)]
+    rows += [Ablation(f"gcut, limit {v}", {"augment": "gcut", "gcut_limit": v}, "gcut", "limit") for v in (0.25, 0.5, 0.75)]
+    rows += rule_ablations(("erasing", "softcrop", "gt", "gcut"))
+    rows.append(Ablation("gcut, energy attention", {"augment": "gcut", "attention_definition": "energy"}, "gcut",
+                         "attention"))
     if frozen_attention_layer:
         changes = {"augment": "gcut", "attention_model": "imagenet", "attention_layer": frozen_attention_layer}
-        rows.append(Ablation("gcut, frozen ImageNet attention", changes, "gcut"))
+        rows.append(Ablation("gcut, frozen ImageNet attention", changes, "gcut", "attention"))
     return tuple(rows)
+
+
+def rule_ablations(methods: tuple[str, ...]) -> list[Ablation]:
+    """Each method under the two other retention rules (``RetentionWeightedPairwiseLoss``), each
+    paired with the method's own run (the authors' rule, s̃ = s·w)."""
+    return [Ablation(f"{m}, {rule} rule", {"augment": m, "retention_rule": rule}, m, "rule")
+            for m in methods for rule in ("uncertain", "weighted")]
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,23 @@ PRESETS: dict[str, Preset] = {
                   "eval_train": 1000, "device": "cpu"},
         code_lengths=(32,),
         methods=("none", "standard", "erasing", "gt", "gcut", "gcut-approx"),
+    ),
+    "cpu-tiny-data": Preset(
+        description="small CNN from scratch, fast recipe, 200 train images (about 20 per class), 150 epochs: "
+        "the train/query gap of no augmentation grows to about twice the cpu-small-data one",
+        settings={"arch": "small", "recipe": "fast", "epochs": 150, "limit_train": 200, "eval_every": 25,
+                  "eval_train": 200, "device": "cpu"},
+        code_lengths=(32,),
+        methods=("none", "standard", "erasing", "gt", "gcut", "gcut-approx"),
+        # The retention rules and no weighting for the three weighted methods of the main table, and the
+        # energy attention for G_cut (softcrop left out: another 9 runs on 2 cores).
+        ablations=(
+            *(Ablation(m, {"augment": m}) for m in ("erasing", "gt", "gcut")),
+            *(Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m, "weighting")
+              for m in ("erasing", "gt", "gcut")),
+            *rule_ablations(("erasing", "gt", "gcut")),
+            Ablation("gcut, energy attention", {"augment": "gcut", "attention_definition": "energy"}, "gcut", "attention"),
+        ),
     ),
     "gpu": Preset(
         description="EfficientNet-Lite0 (ImageNet weights), paper recipe at 96 px, 5,000 train images, 6 epochs",

@@ -1,5 +1,6 @@
-"""The study's tables, one function each: main, gap, robustness, ablation, efficiency and
-approximate (the paired comparison of the approximate and the exact G_cut).
+"""The study's tables, one function each: main, baselines (the authors' baselines against
+matched ones), gap, robustness, ablation, efficiency and approximate (the paired comparison
+of the approximate and the exact G_cut).
 
 A builder takes a :class:`~.runner.Study`, runs what its cells need (finished runs are reused)
 and returns a :class:`Table`: the visible rows, notes for the header, and the per-seed values
@@ -21,7 +22,7 @@ from gg_augment.hashing import sign_codes
 from gg_augment.metrics import mean_average_precision
 from gg_augment.training import RunData, encode, load_data
 
-from .runner import Study, load_model
+from .runner import Job, Study, load_model
 from .stats import cell, mean_std, paired_delta, paired_differences, per_seed
 
 __all__ = ["BUILDERS", "ERASED_AREAS", "TABLES", "Table"]
@@ -68,6 +69,48 @@ def main_table(study: Study) -> Table:
     notes = [f"Largest seed std in a cell: {worst[0]:.4f} ({worst[1]}); the target is ≤ 0.01: {met}"]
     per = {m: {f"{bits} bits": maps[m][bits] for bits in preset.code_lengths} for m in preset.methods}
     return Table(rows, notes, per)
+
+
+#: The methods whose training the ``baselines`` option changes (``gg_augment.data.transforms``).
+BASELINE_METHODS = ("none", "erasing")
+
+
+def baselines_table(study: Study) -> Table:
+    """Every method against ``none`` and erasing trained as the authors did (``none`` at
+    Resize((S, S)) without flip, erasing on un-normalised pixels) and trained matched to the
+    queries (normalised resize + centre crop): how much of a gain comes from the baselines."""
+    resolved = study.base.resolved()
+    if resolved.base_transform != "per-method":
+        return Table([], [f"the {study.name} preset trains every method on one base transform "
+                          f"({resolved.base_transform}): the baselines option does not apply, no baselines table"])
+    preset = study.preset
+    maps = _method_maps(study, preset.methods)
+    theirs = {m: resolved.baselines for m in BASELINE_METHODS if m in preset.methods}
+    other = "matched" if resolved.baselines == "authors" else "authors"
+    jobs = {m: {seed: study.job(seed, preset.code_lengths, {"augment": m, "baselines": other}) for seed in preset.seeds}
+            for m in theirs}
+    study.ensure([j for per_seed_jobs in jobs.values() for j in per_seed_jobs.values()])
+    for method, per_seed_jobs in jobs.items():
+        for seed, job in per_seed_jobs.items():
+            for bits, final in job.finals().items():
+                maps.setdefault(f"{method} ({other})", {}).setdefault(bits, {})[seed] = final["map"]
+    names = {m: f"{m} ({theirs[m]})" if m in theirs else m for m in preset.methods}
+    maps = {names.get(m, m): v for m, v in maps.items()}
+    references = [f"{m} ({t})" for m in theirs for t in ("authors", "matched")]
+    rows, per = [], {}
+    for name in [*names.values(), *(f"{m} ({other})" for m in theirs)]:
+        row: dict[str, Any] = {"method": name}
+        for bits in preset.code_lengths:
+            values = maps[name][bits]
+            row[f"{bits} bits"] = cell(list(values.values()))
+            for reference in references:
+                row[f"{bits}: Δ vs {reference}"] = "-" if reference == name else paired_delta(values, maps[reference][bits])
+        rows.append(row)
+        per[name] = {f"{bits} bits": maps[name][bits] for bits in preset.code_lengths}
+    note = ("authors: none trained at Resize((S, S)) without flip, erasing on un-normalised pixels (as the authors "
+            "ran them); matched: both on the queries' normalised resize + centre crop. The other methods are the "
+            "same runs in both columns; each Δ pairs the runs of one seed.")
+    return Table(rows, [note], per)
 
 
 def approximate_table(study: Study) -> Table:
@@ -158,14 +201,52 @@ def ablation_table(study: Study) -> Table:
     jobs = {a.name: study.ablation_jobs(a) for a in preset.ablations}
     study.ensure([j for per_seed_jobs in jobs.values() for j in per_seed_jobs.values()])
     values = {name: {seed: job.finals()[bits]["map"] for seed, job in per_seed_jobs.items()} for name, per_seed_jobs in jobs.items()}
-    rows = [{
-        "variant": a.name,
-        f"mAP ({bits} bits)": cell(list(values[a.name].values())),
-        "vs": a.reference or "-",
-        "paired Δ": paired_delta(values[a.name], values[a.reference]) if a.reference else "-",
-    } for a in preset.ablations]
+    lifts = _attention_lifts(study, jobs, bits)
+    rows = []
+    for a in preset.ablations:
+        row = {
+            "variant": a.name,
+            f"mAP ({bits} bits)": cell(list(values[a.name].values())),
+            "vs": a.reference or "-",
+            "paired Δ": paired_delta(values[a.name], values[a.reference]) if a.reference else "-",
+        }
+        if lifts:
+            row["attention lift"] = cell(list(lifts[a.name].values())) if a.name in lifts else "-"
+        rows.append(row)
     per = {name: {f"{bits} bits": v} for name, v in values.items()}
-    return Table(rows, [f"{bits} bits; each Δ is against the reference row's runs at the same seeds."], per)
+    for name, lift in lifts.items():
+        per[name]["attention lift"] = lift
+    notes = [f"{bits} bits; each Δ is against the reference row's runs at the same seeds."]
+    if lifts:
+        notes.append(f"attention lift: the share of the trained model's attention mass (the row's definition) on the "
+                     f"garment over the garment's share of the image, on the first {LIFT_QUERIES} query images "
+                     "(benchmarks/focus.py; 1.0 is a uniform map).")
+    return Table(rows, notes, per)
+
+
+#: Query images the attention lift is measured on.
+LIFT_QUERIES = 500
+
+
+def _attention_lifts(study: Study, jobs: dict[str, dict[int, Job]], bits: int) -> dict[str, dict[int, float]]:
+    """``{row: {seed: lift}}`` for the rows whose G_cut cuts on the trained model's own attention."""
+    from benchmarks.focus import attention_focus, foreground_mask
+
+    lifts: dict[str, dict[int, float]] = {}
+    data: RunData | None = None
+    for name, per_seed_jobs in jobs.items():
+        for seed, job in per_seed_jobs.items():
+            config = job.config.validate().resolved()
+            if config.augment not in ("gcut", "gcut-approx") or config.attention_model != "trained":
+                break
+            if data is None:
+                data = load_data(config)
+            model = load_model(config, bits, data.query.channels)
+            images = data.query.images[:LIFT_QUERIES].to(config.device)
+            focus = attention_focus(model, config.attention_layer, images, foreground_mask(images),
+                                    config.attention_definition, config.attention_temperature)
+            lifts.setdefault(name, {})[seed] = float(focus["lift"])
+    return lifts
 
 
 def efficiency_table(study: Study) -> Table:
@@ -204,7 +285,7 @@ def efficiency_table(study: Study) -> Table:
 
 
 BUILDERS: dict[str, Callable[[Study], Table]] = {
-    "main": main_table, "gap": gap_table, "robustness": robustness_table, "ablation": ablation_table,
+    "main": main_table, "baselines": baselines_table, "gap": gap_table, "robustness": robustness_table, "ablation": ablation_table,
     "efficiency": efficiency_table, "approximate": approximate_table,
 }
 TABLES = tuple(BUILDERS)

@@ -28,7 +28,7 @@ def _study(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    ("preset", "table"), [("cpu-scratch", "all"), ("cpu-pretrained", "main"), ("gpu", "main"), ("paper", "main")]
+    ("preset", "table"), [("cpu-scratch", "all"), ("cpu-pretrained", "baselines"), ("gpu", "main"), ("paper", "main")]
 )
 def test_study_presets_smoke(tmp_path, preset, table):
     # Each preset at tiny size (the gpu preset on the CPU; the paper preset only builds its
@@ -42,6 +42,15 @@ def test_study_presets_smoke(tmp_path, preset, table):
     for name in tables:
         for suffix in ("md", "csv", "png", "json"):
             assert (folder / f"{name}.{suffix}").stat().st_size > 0, f"{name}.{suffix}"
+    if table == "baselines":
+        # The paper recipe's none and erasing, as the authors trained them and matched to the queries.
+        baselines = json.loads((folder / "baselines.json").read_text())
+        names = [row["method"] for row in baselines["rows"]]
+        assert names == ["none (authors)", "standard", "gcut", "gcut-approx", "none (matched)"]
+        gcut = next(row for row in baselines["rows"] if row["method"] == "gcut")
+        assert "±" in gcut["32: Δ vs none (authors)"] and "±" in gcut["32: Δ vs none (matched)"]
+        assert set(baselines["per_seed"]["none (matched)"]["32 bits"]) == {"0", "1"}
+        return
     main = json.loads((folder / "main.json").read_text())
     assert [row["method"] for row in main["rows"]] == ["none", "standard", "gcut", "gcut-approx"]
     assert main["seeds"] == [0, 1] and main["trainer_settings"]["epochs"] == 1 and main["commit"] and main["machine"]
