@@ -170,6 +170,21 @@ def test_attention_focus_reads_a_study_run_folder(tmp_path):
     assert "| study run | backbone.layer4 | energy | 1 | 4x4 |" in finished.stdout
 
 
+def test_model_retention_reports_each_score_beside_the_models(tmp_path):
+    # No --checkpoint: it trains a one-epoch G_cut run on 64 images first.
+    finished = _run("model_retention.py", "--train-epochs", "1", "--limit-train", "64", "--out", str(tmp_path))
+    assert "AUC for hit@1" in finished.stdout
+    rows = json.loads((tmp_path / "model_retention.json").read_text())["rows"]
+    assert [(row["images"], row["score"]) for row in rows] == [
+        ("clean", "model (soft)"), ("clean", "model (binary)"),
+        ("G_cut", "attention score"), ("G_cut", "area score"), ("G_cut", "model (soft)"), ("G_cut", "model (binary)"),
+        ("G_t", "shift score"), ("G_t", "model (soft)"), ("G_t", "model (binary)"),
+    ]
+    assert all(0.0 <= row["mean"] <= 1.0 and 0.0 <= row["hit@1"] <= 1.0 for row in rows)
+    assert rows[4]["Spearman vs model (soft)"] == pytest.approx(1.0)
+    assert (tmp_path / "model_retention.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_the_main_job_prints_the_study_baseline_for_its_own_setting(tmp_path):
     import importlib.util
 

@@ -32,7 +32,7 @@ from ..protocol import (
 )
 
 __all__ = [
-    "AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RECIPE_CASES", "RUN_CONTROL_KEYS",
+    "AUGMENTATIONS", "ARCHITECTURES", "ConfigError", "RECIPES", "RECIPE_CASES", "RETENTION_SOURCES", "RUN_CONTROL_KEYS",
     "RecipeSettings", "TrainConfig", "flag_of", "recipe_help",
 ]
 
@@ -45,6 +45,9 @@ RUN_CONTROL_KEYS = (
 AUGMENTATIONS = ("none", "standard", "erasing", "softcrop", "gt", "gcut", "gcut-approx", "other")
 ARCHITECTURES = ("small", "resnet18", "resnet50", "inception_v3", "vit_b_16", "vit_b_32", "efficientnet_lite0")
 VALIDATION = ("always", "first-step", "never")
+#: Where the loss weight's retention comes from (``retention_source``): see
+#: :func:`gg_augment.hashing.model_retention` for the model's.
+RETENTION_SOURCES = ("augmentation", "model", "product")
 
 #: What each recipe sets for the fields left at None. ``paper`` is the GG authors' recipe:
 #: each method's own training transform (gg_augment.data.transforms; their baselines as they
@@ -125,7 +128,8 @@ def option(default: Any, help: str = "", **rules: Any) -> Any:  # noqa: A002 - a
     """A field with its help and checks: ``choices``, ``minimum`` (integers), ``range``
     ((low, high, low_inclusive, high_inclusive) for reals), ``flag`` (another flag name),
     ``cli=False`` (no flag), ``open_choices`` (listed in help, not enforced), ``unset`` (what
-    None means, for help)."""
+    None means, for help), ``keyed_when_set`` (left out of the run's fingerprint at its
+    default: a field added after runs existed, whose folders then keep their names and resume)."""
     return field(default=default, metadata={"help": help, **rules})
 
 
@@ -246,6 +250,10 @@ class TrainConfig:
     validation: str = option(
         "always", "value checks of the augmentation, loss and solver (host syncs): every step, the first step "
         "only, or never", choices=VALIDATION, flag="--validate")
+    retention_source: str = option(
+        "augmentation", "hashing: where a sample's retention comes from: the augmentation's score, the model's (the "
+        "agreement of its output on the augmented image with its DSDH code B, once a solver step has seen the "
+        "sample; before that the augmentation's), or their product", choices=RETENTION_SOURCES, keyed_when_set=True)
 
     def __post_init__(self) -> None:
         # Accept what JSON and users hand over: strings for paths, lists for code lengths.
@@ -340,6 +348,8 @@ class TrainConfig:
                 raise ConfigError("attention_model", "'imagenet' takes attention from a frozen model, so it has no cache to fill: use --augment gcut")
         if self.weight_triplets and self.resolved().triplet_form == "centre":
             raise ConfigError("weight_triplets", "needs --triplet-form all: the authors' centre form is unweighted")
+        if self.retention_source != "augmentation":
+            self._check_retention_source()
         if self.limit_train == 1:
             raise ConfigError("limit_train", "must be 0 (all) or >= 2: one sample gives no pair to train on; got 1")
         if self.is_vit and self.image_size % self.patch_size:
@@ -350,6 +360,16 @@ class TrainConfig:
                 raise ConfigError("data_root", f"is needed with data={self.data!r}")
             if not Path(self.data_root).is_dir():
                 raise ConfigError("data_root", f"must be an existing folder; got {str(self.data_root)!r}")
+
+    def _check_retention_source(self) -> None:
+        source = repr(self.retention_source)
+        if not self.hashing:
+            raise ConfigError("retention_source", f"{source} reads the DSDH codes B, which only hashing runs have")
+        if self.augment == "none":
+            raise ConfigError("retention_source", f"{source} scores what the augmentation gave up, and --augment none "
+                              "gives up nothing (--augment standard scores the crop)")
+        if self.no_retention:
+            raise ConfigError("retention_source", f"{source} weights the loss, and --no-retention sets every weight to 1")
 
     def _validate_device(self) -> None:
         try:
@@ -368,7 +388,11 @@ class TrainConfig:
         """The fields that decide the run's numbers (all but :data:`RUN_CONTROL_KEYS`), with
         the recipe's values filled in: ``--recipe paper`` and ``--recipe paper --lr 3e-5`` are
         one configuration."""
-        return {k: v for k, v in self.resolved().to_dict().items() if k not in RUN_CONTROL_KEYS}
+        defaults = _keyed_when_set()
+        return {
+            k: v for k, v in self.resolved().to_dict().items()
+            if k not in RUN_CONTROL_KEYS and not (k in defaults and v == defaults[k])
+        }
 
     def fingerprint(self) -> str:
         """A short hash of :meth:`result_config`: two runs share it only if they compute the same."""
@@ -377,8 +401,12 @@ class TrainConfig:
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """``"key: stored -> current"`` for every result field that differs from ``stored``."""
-        current = self.result_config()
-        return [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in current.items() if stored.get(k) != v]
+        current = {k: v for k, v in self.resolved().to_dict().items() if k not in RUN_CONTROL_KEYS}
+        defaults = _keyed_when_set()  # a record made before such a field existed ran at its default
+        return [
+            f"{k}: {stored.get(k, defaults.get(k))!r} -> {v!r}" for k, v in current.items()
+            if stored.get(k, defaults.get(k)) != v
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings, tuples as lists."""
@@ -394,6 +422,11 @@ class TrainConfig:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def _keyed_when_set() -> dict[str, Any]:
+    """The defaults of the fields that key a run only when set (``option(keyed_when_set=True)``)."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.metadata.get("keyed_when_set")}
 
 
 def flag_of(name: str) -> str:

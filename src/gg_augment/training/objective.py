@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..hashing import DSDHSolver
+from ..hashing import DSDHSolver, model_retention
 from ..losses import RetentionWeightedPairwiseLoss
 from .config import TrainConfig
 from .data import one_hot_labels
@@ -55,6 +55,22 @@ class HashingObjective:
         )
         self.solver.set_labels(labels)
         self.targets = one_hot_labels(labels, num_classes).to(device)
+        self.coded_rows = torch.zeros(labels.shape[0], dtype=torch.bool, device=device)
+
+    def measured_retention(self, outputs: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        """The model-measured retention of the batch and where it means something.
+
+        Returns ``(retention, coded)``: :func:`~gg_augment.hashing.model_retention` of the
+        outputs against the rows' codes ``B[index]`` (detached, no host sync), and whether each
+        row's code has been through a B-step that saw the row's output. Before that, B is the
+        solver's random start and the agreement is chance (about 0.5): in the first epoch no
+        row is coded, from the second every row an earlier epoch visited.
+
+        Shape:
+            - outputs: (B, K); index: (B,)
+            - retention, coded: (B,)
+        """
+        return model_retention(outputs, self.solver.codes[index]), self.coded_rows[index]
 
     def __call__(self, outputs: Tensor, weight: Tensor, index: Tensor) -> Tensor:
         written, values = index, outputs.detach()
@@ -72,6 +88,13 @@ class HashingObjective:
     def end_epoch(self) -> None:
         """The solver's W- and B-steps on the epoch's bank."""
         self.solver.step()
+        self._mark_coded_rows()
+
+    def _mark_coded_rows(self) -> None:
+        # A written row of U is a tanh output, never zero in every bit; an unwritten one is the
+        # zero it started as. So the rows the last B-step saw are U's non-zero rows, and a
+        # restored solver gives the same rows: the checkpoint needs nothing more.
+        self.coded_rows = self.solver.outputs.ne(0).any(dim=1)
 
     def validated_parts(self) -> list[Any]:
         return [self.loss_fn, self.solver]
@@ -83,6 +106,7 @@ class HashingObjective:
         if state is None:
             raise ValueError("the checkpoint has no DSDH solver state, so a hashing run cannot resume from it")
         self.solver.load_state_dict(state)
+        self._mark_coded_rows()
 
 
 class RealValuedObjective:

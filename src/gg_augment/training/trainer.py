@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import io
+from .._checks import check_finite
 from .build import build_model, build_optimizer, build_pipeline
 from .checkpoint import RunState, refuse_changed_config
 from .config import ConfigError, TrainConfig
@@ -36,7 +37,7 @@ from .data import RunData, load_data
 from .distributed import Distributed, setup_distributed
 from .evaluation import evaluate
 from .layout import RunLayout
-from .objective import build_objective
+from .objective import HashingObjective, build_objective
 from .preflight import check_after_data, check_before_data, diverged
 from .report import epoch_line, final_record, write_history, write_results
 
@@ -188,7 +189,9 @@ class Trainer:
         # G_cut's extra attention pass shows as 2).
         with self.model.register_forward_pre_hook(self._count_forward):
             outputs, weight = self._augmented_forward(images, index)
-        loss = self.objective(outputs, weight, index.to(self.device))
+        index = index.to(self.device)
+        weight = self._loss_weight(outputs, weight, index)
+        loss = self.objective(outputs, weight, index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -209,6 +212,25 @@ class Trainer:
             with self.pipeline.recording(batch):
                 outputs = self.train_model(batch.images)
         return outputs.float(), batch.weight
+
+    def _loss_weight(self, outputs: Tensor, weight: Tensor, index: Tensor) -> Tensor:
+        """The weights the loss takes (``retention_source``): the augmentation's, or the
+        model-measured retention through the run's curve instead of them (``model``) or times
+        them (``product``). A row whose DSDH code has not yet seen its output keeps the
+        augmentation's weight (:meth:`HashingObjective.measured_retention`): the whole first
+        epoch does."""
+        source = self.config.retention_source
+        if source == "augmentation" or not isinstance(self.objective, HashingObjective):
+            return weight
+        if self.objective.loss_fn.validate_args:
+            # The loss's own check, first: NaN outputs then report as divergence, not as the
+            # curve's "retention must be finite".
+            check_finite(outputs, "outputs")
+        retention, coded = self.objective.measured_retention(outputs, index)
+        measured = self.pipeline.curve(retention)
+        if source == "product":
+            measured = weight * measured
+        return torch.where(coded, measured, weight)
 
     def _count_forward(self, _module: nn.Module, _inputs: Any) -> None:
         self.forward_calls += 1
