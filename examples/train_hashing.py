@@ -48,7 +48,9 @@ def study_baseline(results: list[dict[str, Any]], table: Path = STUDY_TABLE) -> 
     record = json.loads(table.read_text())
     run_config = results[0]["config"]
     study_config = _study_config(record, run_config["augment"])
-    differs = [k for k, v in study_config.items() if k not in SAME_SETTING_IGNORES and run_config.get(k) != v]
+    # Both sides come from result_config(); a field keyed only when set (--retention-source) is on one side only.
+    fields = dict.fromkeys([*study_config, *run_config])
+    differs = [k for k in fields if k not in SAME_SETTING_IGNORES and run_config.get(k) != study_config.get(k)]
     if differs:
         return f"No study baseline for this setting (it differs from the {record['preset']} preset in: {', '.join(differs)})."
     method = run_config["augment"] + (" (no retention)" if run_config.get("no_retention") else "")

@@ -204,3 +204,8 @@ def test_the_main_job_prints_the_study_baseline_for_its_own_setting(tmp_path):
     assert module.study_baseline([{"code_length": 32, "map": 0.5, "config": other}], table).startswith(
         "No study baseline for this setting (it differs from the cpu-scratch preset in: epochs)"
     )
+    # A field recorded only when set (the model-measured retention) is a different setting too.
+    model_weighted = parse_config("hashing", ["--retention-source", "model"]).result_config()
+    assert module.study_baseline([{"code_length": 32, "map": 0.5, "config": model_weighted}], table).startswith(
+        "No study baseline for this setting (it differs from the cpu-scratch preset in: retention_source)"
+    )
