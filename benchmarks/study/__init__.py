@@ -1,5 +1,5 @@
-"""The study that answers "does GG help?": main, gap, robustness, ablation, efficiency and
-approximate-vs-exact tables.
+"""The study that answers "does GG help?": main, baselines, gap, robustness, ablation, efficiency
+and approximate-vs-exact tables.
 
 Every cell comes from runs of the library's trainer (:func:`gg_augment.training.run`), each a
 :class:`~gg_augment.training.TrainConfig`: the preset's configuration with the seed, the code
@@ -14,16 +14,21 @@ table's markdown and JSON.
     python -m benchmarks.study --preset cpu-scratch --table all --jobs 2
     python -m benchmarks.study --preset gpu --table all --jobs 12    # on a GPU machine
     python -m benchmarks.study --preset cpu-pretrained --smoke        # tiny, for CI
+    python -m benchmarks.study --preset cpu-tiny-data --table ablation --ablations rule,attention
 
 (``python benchmarks/study ...`` works as well.) Tables (``--table all`` builds each in turn;
 runs are shared, never repeated):
 
 main         methods × code lengths: mAP mean ± std over seeds, paired Δ vs ``standard`` and vs
              ``none`` (mean ± s.e.; ``*`` when |Δ| > 2 × the std of the paired differences)
+baselines    paper-recipe presets: every method's paired Δ against ``none`` and erasing trained
+             as the authors did (``--baselines authors``) and matched to the queries (``matched``)
 gap          presets that evaluate training images every epoch: train and query mAP per epoch
 robustness   the main table's models at ``--ablation-bits``, queries erased at 0.2/0.4/0.6/0.8 of
              their area (one rectangle, zero fill, a seeded draw shared by all methods)
-ablation     variants at ``--ablation-bits``, each with its paired Δ vs its reference run
+ablation     variants at ``--ablation-bits``, each with its paired Δ vs its reference run, and the
+             trained model's attention lift for G_cut rows (``--ablations GROUP,...`` keeps some
+             groups: weighting, rule, score, curve, sigma, limit, attention)
 efficiency   exact vs approximate G_cut from the main table's runs: epoch time, forward calls
              per step, peak memory and mAP
 approximate  the approximate G_cut's paired Δ against the exact one, per code length
