@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--preset", choices=sorted(PRESETS), default="cpu-pretrained")
     add("--table", choices=(*TABLES, "all"), default="main")
-    add("--methods", help="comma-separated subset of the preset's methods")
+    add("--methods", help="comma-separated subset of the preset's methods (and of the ablation table's rows)")
     add("--code-lengths", type=_ints, help="comma-separated subset of the preset's code lengths")
     add("--seeds", type=_ints, help="comma-separated seeds (default: the preset's)")
     add("--ablations", help=f"comma-separated ablation groups to run, of {', '.join(ABLATION_GROUPS[1:])} "
@@ -67,7 +67,10 @@ def choose(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[P
         unknown = set(args.methods.split(",")) - set(preset.methods)
         if unknown:
             parser.error(f"argument --methods: not in the preset: {sorted(unknown)}")
-        preset = replace(preset, methods=tuple(args.methods.split(",")))
+        methods = tuple(args.methods.split(","))
+        # The ablation table follows: only the rows of these methods.
+        preset = replace(preset, methods=methods,
+                         ablations=tuple(a for a in preset.ablations if a.changes.get("augment") in methods))
     if args.ablations:
         groups = set(args.ablations.split(","))
         if not groups <= set(ABLATION_GROUPS):
