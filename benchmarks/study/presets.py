@@ -125,13 +125,13 @@ PRESETS: dict[str, Preset] = {
                   "eval_train": 200, "device": "cpu"},
         code_lengths=(32,),
         methods=("none", "standard", "erasing", "gt", "gcut", "gcut-approx"),
-        # The retention rules and no weighting for the three weighted methods of the main table, and the
-        # energy attention for G_cut (softcrop left out: another 9 runs on 2 cores).
+        # The retention rules and no weighting for erasing, softcrop, G_t and G_cut, and the energy
+        # attention for G_cut.
         ablations=(
-            *(Ablation(m, {"augment": m}) for m in ("erasing", "gt", "gcut")),
+            *(Ablation(m, {"augment": m}) for m in ("erasing", "softcrop", "gt", "gcut")),
             *(Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m, "weighting")
-              for m in ("erasing", "gt", "gcut")),
-            *rule_ablations(("erasing", "gt", "gcut")),
+              for m in ("erasing", "softcrop", "gt", "gcut")),
+            *rule_ablations(("erasing", "softcrop", "gt", "gcut")),
             Ablation("gcut, energy attention", {"augment": "gcut", "attention_definition": "energy"}, "gcut", "attention"),
         ),
     ),
