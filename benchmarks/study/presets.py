@@ -12,13 +12,15 @@ from typing import Any
 
 from gg_augment.training import AUGMENTATIONS, TrainConfig
 
-__all__ = ["ABLATION_GROUPS", "Ablation", "Preset", "PRESETS", "SMOKE_METHODS", "departures", "rule_ablations",
+__all__ = ["ABLATION_GROUPS", "Ablation", "Preset", "PRESETS", "SMOKE_METHODS", "departures", "rule_ablations", "weighting_ablations",
            "standard_ablations"]
 
 #: The methods a smoke run keeps: one without augmentation, the baseline, both G_cuts.
 SMOKE_METHODS = ("none", "standard", "gcut", "gcut-approx")
 #: The methods that weight by retention, so that "no retention weighting" is an ablation of them.
 _WEIGHTED = ("erasing", "softcrop", "gt", "gcut", "gcut-approx")
+#: The methods whose retention rule the ablations vary (the approximate G_cut follows the exact one).
+_RULED = ("erasing", "softcrop", "gt", "gcut")
 #: What an ablation row varies; ``--ablations GROUP,...`` keeps some groups only.
 ABLATION_GROUPS = ("method", "weighting", "rule", "score", "curve", "sigma", "limit", "attention")
 
@@ -38,10 +40,15 @@ class Ablation:
         return self.changes == {"augment": self.name}
 
 
+def weighting_ablations(methods: tuple[str, ...]) -> list[Ablation]:
+    """Each method's own row, then the method without retention weighting, paired with it."""
+    rows = [Ablation(m, {"augment": m}) for m in methods]
+    return rows + [Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m, "weighting")
+                   for m in methods]
+
+
 def standard_ablations(frozen_attention_layer: str | None = None) -> tuple[Ablation, ...]:
-    rows = [Ablation(method, {"augment": method}) for method in _WEIGHTED]
-    rows += [Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m, "weighting")
-             for m in _WEIGHTED]
+    rows = weighting_ablations(_WEIGHTED)
     rows += [
         Ablation("gcut, area score", {"augment": "gcut", "gcut_score": "area"}, "gcut", "score"),
         Ablation("gcut, power curve", {"augment": "gcut", "curve": "power"}, "gcut", "curve"),
@@ -51,7 +58,7 @@ def standard_ablations(frozen_attention_layer: str | None = None) -> tuple[Ablat
     ]
     rows += [Ablation(f"gt, sigma {s}", {"augment": "gt", "gt_sigma": s}, "gt", "sigma") for s in (0.05, 0.1, 0.2, 0.3)]
     rows += [Ablation(f"gcut, limit {v}", {"augment": "gcut", "gcut_limit": v}, "gcut", "limit") for v in (0.25, 0.5, 0.75)]
-    rows += rule_ablations(("erasing", "softcrop", "gt", "gcut"))
+    rows += rule_ablations(_RULED)
     rows.append(Ablation("gcut, energy attention", {"augment": "gcut", "attention_definition": "energy"}, "gcut",
                          "attention"))
     if frozen_attention_layer:
@@ -89,6 +96,9 @@ class Preset:
         return replace(TrainConfig(mode="hashing"), **self.settings)
 
 
+_SMALL_CNN: dict[str, Any] = {"arch": "small", "recipe": "fast", "device": "cpu"}
+#: The methods of the small-data presets: the main table's four, erasing and G_t.
+_SMALL_DATA_METHODS = ("none", "standard", "erasing", "gt", "gcut", "gcut-approx")
 _LITE0: dict[str, Any] = {"arch": "efficientnet_lite0", "pretrained": True, "recipe": "paper", "batch_size": 64, "lr": 3e-4}
 # Lite0's block 10 of the frozen ImageNet model points at the garment (docs/results: attention focus).
 _LITE0_ATTENTION = "backbone.net._blocks.10"
@@ -104,7 +114,7 @@ PRESETS: dict[str, Preset] = {
     "cpu-scratch": Preset(
         description="small CNN from scratch, fast recipe, 5,000 train images, 15 epochs (the main job's setting), "
         "train/query mAP every epoch",
-        settings={"arch": "small", "recipe": "fast", "epochs": 15, "eval_every": 1, "eval_train": 1000, "device": "cpu"},
+        settings={**_SMALL_CNN, "epochs": 15, "eval_every": 1, "eval_train": 1000},
         code_lengths=(32,),
         # Erasing, softcrop and G_t are in the pretrained and gpu presets; here they would add
         # an hour on 2 cores.
@@ -113,25 +123,21 @@ PRESETS: dict[str, Preset] = {
     "cpu-small-data": Preset(
         description="small CNN from scratch, fast recipe, 1,000 train images (about 100 per class), 60 epochs: "
         "the train/query gap of no augmentation grows to about twice the cpu-scratch one",
-        settings={"arch": "small", "recipe": "fast", "epochs": 60, "limit_train": 1000, "eval_every": 10,
-                  "eval_train": 1000, "device": "cpu"},
+        settings={**_SMALL_CNN, "epochs": 60, "limit_train": 1000, "eval_every": 10, "eval_train": 1000},
         code_lengths=(32,),
-        methods=("none", "standard", "erasing", "gt", "gcut", "gcut-approx"),
+        methods=_SMALL_DATA_METHODS,
     ),
     "cpu-tiny-data": Preset(
         description="small CNN from scratch, fast recipe, 200 train images (about 20 per class), 150 epochs: "
         "the train/query gap of no augmentation grows to about twice the cpu-small-data one",
-        settings={"arch": "small", "recipe": "fast", "epochs": 150, "limit_train": 200, "eval_every": 25,
-                  "eval_train": 200, "device": "cpu"},
+        settings={**_SMALL_CNN, "epochs": 150, "limit_train": 200, "eval_every": 25, "eval_train": 200},
         code_lengths=(32,),
-        methods=("none", "standard", "erasing", "gt", "gcut", "gcut-approx"),
+        methods=_SMALL_DATA_METHODS,
         # The retention rules and no weighting for erasing, softcrop, G_t and G_cut, and the energy
         # attention for G_cut.
         ablations=(
-            *(Ablation(m, {"augment": m}) for m in ("erasing", "softcrop", "gt", "gcut")),
-            *(Ablation(f"{m}, no retention weighting", {"augment": m, "no_retention": True}, m, "weighting")
-              for m in ("erasing", "softcrop", "gt", "gcut")),
-            *rule_ablations(("erasing", "softcrop", "gt", "gcut")),
+            *weighting_ablations(_RULED),
+            *rule_ablations(_RULED),
             Ablation("gcut, energy attention", {"augment": "gcut", "attention_definition": "energy"}, "gcut", "attention"),
         ),
     ),
