@@ -59,7 +59,7 @@ def test_weight_always_in_floor_to_one(r, curve, p_min, k, sigmoid):
         ({"curve": "cubic"}, ValueError, "curve must be 'identity', 'power' or a callable; got 'cubic'"),
         ({"curve": 3}, TypeError, "curve must be .* got int"),
         ({"p_min": 1.5}, ValueError, r"p_min must lie in \[0, 1\]; got 1.5"),
-        ({"k": 0}, ValueError, r"k must lie in \(0, inf\]"),
+        ({"k": 0}, ValueError, r"k must be > 0; got 0"),
     ],
 )
 def test_bad_config_is_rejected(kwargs, error, match):

@@ -264,10 +264,22 @@ def check_range(
     ok_low = v >= low if low_inclusive else v > low
     ok_high = v <= high if high_inclusive else v < high
     if math.isnan(v) or not (ok_low and ok_high):
-        lb = "[" if low_inclusive else "("
-        hb = "]" if high_inclusive else ")"
-        raise ValueError(f"{name} must lie in {lb}{low:g}, {high:g}{hb}; got {value!r}")
+        raise ValueError(f"{name} must {_describe_range(low, high, low_inclusive, high_inclusive)}; got {value!r}")
     return v
+
+
+def _describe_range(low: float, high: float, low_inclusive: bool, high_inclusive: bool) -> str:
+    """``"lie in [0, 1)"``, or ``"be > 0"`` where a bound is infinite (an interval that prints
+    ``inf]`` would claim that infinity is accepted)."""
+    above = f"be {'>=' if low_inclusive else '>'} {low:g}"
+    below = f"be {'<=' if high_inclusive else '<'} {high:g}"
+    if math.isinf(high) and math.isinf(low):
+        return "be a finite number"
+    if math.isinf(high):
+        return above
+    if math.isinf(low):
+        return below
+    return f"lie in {'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
 
 
 def check_interval(

@@ -124,7 +124,7 @@ def test_errors(device):
         RandomResizedCropFlip(8, scale=(0.0, 1.0))
     with pytest.raises(ValueError, match="scale must satisfy min <= max"):
         RandomResizedCropFlip(8, scale=(0.9, 0.5))
-    with pytest.raises(ValueError, match=r"ratio\[0\] must lie in"):
+    with pytest.raises(ValueError, match=r"ratio\[0\] must be > 0"):
         RandomResizedCropFlip(8, ratio=(-1.0, 2.0))
     with pytest.raises(ValueError, match="flip_p must lie in"):
         RandomResizedCropFlip(8, flip_p=1.5)

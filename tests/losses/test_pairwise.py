@@ -180,7 +180,7 @@ def test_bad_inputs_are_rejected(kwargs, error, match):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"similarity": "l2"}, "similarity must be one of"), ({"combine": "max"}, "combine must be one of"), ({"scale": 0}, "scale must lie in")],
+    [({"similarity": "l2"}, "similarity must be one of"), ({"combine": "max"}, "combine must be one of"), ({"scale": 0}, "scale must be > 0")],
 )
 def test_bad_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
