@@ -102,6 +102,28 @@ def test_study_jobs_are_trainer_configurations(monkeypatch, tmp_path):
     assert "lr 0.0003 (paper preset: 3e-05)" in departures(preset.config()) and departures(PRESETS["paper"].config()) == []
 
 
+def test_every_preset_row_is_a_valid_configuration(monkeypatch, tmp_path):
+    # A typo in a preset (a field, a choice, a reference row) must fail here, not an hour into
+    # a study: every method and ablation run of every preset validates as a TrainConfig, and
+    # every ablation is paired with a row the same preset has.
+    monkeypatch.syspath_prepend(str(ROOT))
+    from dataclasses import replace
+
+    from benchmarks.study.presets import PRESETS
+    from benchmarks.study.runner import Study
+
+    for name, preset in PRESETS.items():
+        study = Study(name, preset, tmp_path / name)
+        rows = {ablation.name for ablation in preset.ablations}
+        jobs = [job for method in preset.methods for job in study.method_jobs(method).values()]
+        for ablation in preset.ablations:
+            assert ablation.is_method or ablation.reference in rows, (name, ablation.name)
+            jobs += study.ablation_jobs(ablation).values()
+        for job in jobs:  # CUDA and the paper's data need not be here: the rest must check
+            replace(job.config, device="cpu", data="embedded", data_root=None).validate()
+        assert len({job.config.fingerprint() for job in jobs}) > 1
+
+
 def test_augment_speed_reports_both_sides(tmp_path):
     finished = _run("augment_speed.py", "--batch", "16", "--repeats", "2", "--out", str(tmp_path))
     assert "GCut per-sample loop" in finished.stdout
