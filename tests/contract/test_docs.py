@@ -28,11 +28,15 @@ def test_every_picture_and_page_the_docs_name_exists():
                 assert (page.parent / target).is_file(), f"{page.name} links {target}, which does not exist"
 
 
-def _unique_urls_hook():
-    spec = importlib.util.spec_from_file_location("mkdocs_unique_urls", ROOT / "scripts" / "mkdocs_unique_urls.py")
+def _load_hook(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _unique_urls_hook():
+    return _load_hook("mkdocs_unique_urls")
 
 
 def test_no_two_pages_render_to_the_same_url(tmp_path):
@@ -55,3 +59,36 @@ def test_no_two_pages_render_to_the_same_url(tmp_path):
     clashing = load_config(str(ROOT / "mkdocs.yml"), docs_dir=str(clash))
     with pytest.raises(PluginError, match="results.md and results/README.md"):
         hook.on_files(get_files(clashing), clashing)
+
+
+@pytest.mark.parametrize(
+    ("rendered", "expected"),
+    [
+        # Sphinx's tilde rule: the last component shows; a dotted target may become a link.
+        (
+            "see :class:<code>~gg_augment.x.Y</code>.",
+            'see <autoref optional identifier="gg_augment.x.Y"><code>Y</code></autoref>.',
+        ),
+        (
+            ":func:<code>gg_augment.training.run</code>",
+            '<autoref optional identifier="gg_augment.training.run"><code>gg_augment.training.run</code></autoref>',
+        ),
+        # A bare name stays plain code: it could match some heading's anchor.
+        ("calls :meth:<code>forward</code>", "calls <code>forward</code>"),
+        (":py:exc:<code>ValueError</code>", "<code>ValueError</code>"),
+        (":mod:<code>.relevance</code>", "<code>relevance</code>"),
+        (
+            ":meth:<code>Pipeline.augment &lt;gg_augment.Pipeline.augment&gt;</code>",
+            '<autoref optional identifier="gg_augment.Pipeline.augment"><code>Pipeline.augment</code></autoref>',
+        ),
+        # Without a role nothing changes, nor does a code span that only names one.
+        (
+            "<p>Note: <code>~gg_augment.x.Y</code> and <code>:class:</code></p>",
+            "<p>Note: <code>~gg_augment.x.Y</code> and <code>:class:</code></p>",
+        ),
+    ],
+)
+def test_the_docs_render_sphinx_roles_as_code(rendered, expected):
+    hook = _load_hook("mkdocs_sphinx_roles")
+    assert "scripts/mkdocs_sphinx_roles.py" in (ROOT / "mkdocs.yml").read_text()  # the build runs it
+    assert hook.render_sphinx_roles(rendered) == expected
