@@ -215,19 +215,40 @@ def test_the_main_job_prints_the_study_baseline_for_its_own_setting(tmp_path):
     spec = importlib.util.spec_from_file_location("train_hashing", BENCHMARKS.parent / "examples" / "train_hashing.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    flags = ["--arch", "small", "--recipe", "fast", "--epochs", "15", "--eval-every", "1", "--eval-train", "1000", "--device", "cpu"]
+    flags = ["--arch", "small", "--recipe", "fast", "--batch-size", "16", "--epochs", "120", "--limit-train", "1000",
+             "--eval-every", "10", "--eval-train", "1000", "--device", "cpu"]
     table = tmp_path / "main.json"
     rows = [{"method": "none", "32 bits": "0.7100 ± 0.0040"}, {"method": "gcut", "32 bits": "0.6950 ± 0.0060"}]
-    table.write_text(json.dumps({"preset": "cpu-scratch", "trainer_flags": flags, "seeds": [0, 1, 2], "rows": rows}))
-    main_job = parse_config("hashing", []).result_config()  # the README's first command, no flags
+    table.write_text(json.dumps({"preset": "cpu-small-data-long", "trainer_flags": flags, "seeds": [0, 1, 2], "rows": rows}))
+    # The README's first command, no flags: the example's own defaults over the library's.
+    main_job = parse_config("hashing", [], defaults=module.MAIN_JOB).result_config()
     note = module.study_baseline([{"code_length": 32, "map": 0.6939, "config": main_job}], table)
     assert "this run (gcut, seed 0): 0.6939" in note and "study none" in note and "0.7100 ± 0.0040" in note
-    other = parse_config("hashing", ["--epochs", "3"]).result_config()
+    # The committed table is the main job's own setting too.
+    assert "Study baseline, same setting (cpu-small-data-long preset" in module.study_baseline(
+        [{"code_length": 32, "map": 0.5, "config": main_job}])
+    other = parse_config("hashing", ["--epochs", "3"], defaults=module.MAIN_JOB).result_config()
     assert module.study_baseline([{"code_length": 32, "map": 0.5, "config": other}], table).startswith(
-        "No study baseline for this setting (it differs from the cpu-scratch preset in: epochs)"
+        "No study baseline for this setting (it differs from the cpu-small-data-long preset in: epochs)"
     )
     # A field recorded only when set (the model-measured retention) is a different setting too.
-    model_weighted = parse_config("hashing", ["--retention-source", "model"]).result_config()
+    model_weighted = parse_config("hashing", ["--retention-source", "model"], defaults=module.MAIN_JOB).result_config()
     assert module.study_baseline([{"code_length": 32, "map": 0.5, "config": model_weighted}], table).startswith(
-        "No study baseline for this setting (it differs from the cpu-scratch preset in: retention_source)"
+        "No study baseline for this setting (it differs from the cpu-small-data-long preset in: retention_source)"
     )
+
+
+def test_the_main_job_is_the_preset_its_note_reads(monkeypatch):
+    # The example's defaults and the preset are written in two places (an example does not
+    # import the benchmarks): they must name the same setting.
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.study.presets import PRESETS
+
+    spec = importlib.util.spec_from_file_location("train_hashing", BENCHMARKS.parent / "examples" / "train_hashing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    preset = PRESETS[module.STUDY_TABLE.parent.name]
+    assert "gcut" in preset.methods and preset.code_lengths == (32,)
+    assert {k: v for k, v in preset.settings.items() if k in module.MAIN_JOB} == module.MAIN_JOB

@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "train_hashing.py"
-STUDY = REPO / "docs" / "results" / "study" / "cpu-scratch" / "main.json"
+STUDY = REPO / "docs" / "results" / "study" / "cpu-small-data-long" / "main.json"
 TINY = ["--limit-train", "96", "--limit-query", "40", "--limit-database", "160", "--batch-size", "32"]
 
 
@@ -35,11 +35,12 @@ def _example_beside_a_study_of(tmp_path: Path, trainer_flags: list[str], code_le
     """A copy of the example whose study table (found next to it, as in the repo) has these flags."""
     (tmp_path / "examples").mkdir()
     shutil.copy(EXAMPLE, tmp_path / "examples" / EXAMPLE.name)
-    table = tmp_path / "docs" / "results" / "study" / "cpu-scratch" / "main.json"
+    table = tmp_path / STUDY.relative_to(REPO)
     table.parent.mkdir(parents=True)
-    record = json.loads(STUDY.read_text())
     rows = [{"method": "gcut", f"{code_length} bits": "0.5000 ± 0.0100"}]
-    table.write_text(json.dumps({**record, "trainer_flags": trainer_flags, "rows": rows}))
+    # A table in the flags format (no trainer_config): the flags are the whole setting.
+    table.write_text(json.dumps({"preset": "cpu-small-data-long", "seeds": [0, 1, 2], "trainer_flags": trainer_flags,
+                                 "rows": rows}))
     return tmp_path / "examples" / EXAMPLE.name
 
 
@@ -57,18 +58,21 @@ def _results(out: Path) -> dict:
     return json.loads((run_folder / "results.json").read_text())
 
 
+def _main_job_config(example) -> dict:
+    """The result configuration of the README's first command (no flags): the study table's setting."""
+    return example.parse_config("hashing", [], defaults=example.MAIN_JOB).result_config()
+
+
 def test_the_note_tolerates_a_rank_without_map():
     example = _example_module()
-    record = json.loads(STUDY.read_text())
-    config = example.parse_config("hashing", [*record["trainer_flags"], "--augment", "gcut"]).result_config()
+    config = _main_job_config(example)
     note = example.study_baseline([{"code_length": 32, "config": config, "map": None}])
     assert "32 bits: this run (gcut, seed 0): not evaluated" in note
 
 
 def test_the_note_is_printed_by_the_main_rank_only(monkeypatch, capsys):
     example = _example_module()
-    record = json.loads(STUDY.read_text())
-    config = example.parse_config("hashing", [*record["trainer_flags"], "--augment", "gcut"]).result_config()
+    config = _main_job_config(example)
     finals = [{"code_length": 32, "config": config, "map": 0.61}]
     monkeypatch.setenv("RANK", "1")
     example.print_study_note(finals)
@@ -90,11 +94,10 @@ def test_torchrun_two_ranks_finishes_where_the_note_applies(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_ranks_at_the_study_setting_shortened_in_epochs(tmp_path):
-    """The README's command at the study's own setting (flags from the study table), 1 epoch."""
+    """The README's command at the study's own setting (the main job's defaults), 1 epoch."""
     record = json.loads(STUDY.read_text())
-    flags = list(record["trainer_flags"])
-    flags[flags.index("--epochs") + 1] = "1"
-    script = _example_beside_a_study_of(tmp_path, flags, 32)
+    flags = ["--" + k.replace("_", "-") + "=" + str(v) for k, v in record["trainer_settings"].items() if k != "epochs"]
+    script = _example_beside_a_study_of(tmp_path, [*flags, "--epochs", "1"], 32)
     out = tmp_path / "out"
     finished = _torchrun(script, 29563, "--epochs", "1", "--out", str(out), "--no-progress", timeout=1800)
     assert finished.returncode == 0, finished.stderr[-3000:]

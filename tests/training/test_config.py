@@ -38,6 +38,19 @@ def test_defaults_of_the_parser_are_the_dataclass_defaults():
     assert config.output_root == default.output_root
 
 
+def test_a_command_can_set_its_own_defaults_which_flags_still_override(capsys):
+    # The main job (examples/train_hashing.py) runs another setting than the library's defaults.
+    own = {"epochs": 120, "batch_size": 16}
+    assert (parse_config("hashing", [], defaults=own).epochs, parse_config("hashing", [], defaults=own).batch_size) == (120, 16)
+    assert parse_config("hashing", ["--epochs", "3"], defaults=own).epochs == 3
+    assert "training epochs (default: 120)" in build_parser("hashing", defaults=own).format_help()
+    with pytest.raises(ValueError, match=r"defaults must name TrainConfig fields that have a flag; got \['epoch'\]"):
+        build_parser("hashing", defaults={"epoch": 3})
+    with pytest.raises(SystemExit) as exit_code:  # a bad default is refused like a bad flag
+        parse_config("hashing", [], defaults={"batch_size": 1})
+    assert exit_code.value.code == 2 and "argument --batch-size" in capsys.readouterr().err
+
+
 def test_recipe_help_is_rendered_from_recipes_including_the_cases():
     help_text = build_parser("hashing").format_help()
     assert recipe_help("lr") == "recipe: fast 0.001, paper 3e-05 (ViT: 3e-06)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,13 +48,24 @@ def _add(parser: argparse.ArgumentParser, name: str, annotation: str, default: A
         parser.add_argument(flag_of(name), type=_TYPES[kind], choices=choices, **common)
 
 
-def build_parser(mode: str, description: str | None = None) -> argparse.ArgumentParser:
-    """One flag per :class:`TrainConfig` field (but ``mode``, which the trainer sets)."""
+def build_parser(
+    mode: str, description: str | None = None, defaults: Mapping[str, Any] | None = None
+) -> argparse.ArgumentParser:
+    """One flag per :class:`TrainConfig` field (but ``mode``, which the trainer sets).
+
+    ``defaults``: the command's own defaults for some fields (a script whose setting is not the
+    library's, like the main job's), shown by ``--help`` and checked like a flag's value.
+    """
     parser = _OneLineErrors(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    flags = []
     for spec in fields(TrainConfig):
         if spec.metadata.get("cli", True):
             _add(parser, spec.name, str(spec.type), spec.default, spec.metadata)
-    parser.set_defaults(out=Path("runs") / mode)
+            flags.append(spec.name)
+    unknown = sorted(set(defaults or {}) - set(flags))
+    if unknown:
+        raise ValueError(f"defaults must name TrainConfig fields that have a flag; got {unknown}")
+    parser.set_defaults(out=Path("runs") / mode, **(defaults or {}))
     return parser
 
 
@@ -61,10 +73,14 @@ def _flag_error(parser: argparse.ArgumentParser, error: ConfigError) -> NoReturn
     parser.error(f"argument {flag_of(error.field)}: {error.detail}")
 
 
-def parse_config(mode: str, argv: list[str] | None = None, description: str | None = None, *, check: bool = True) -> TrainConfig:
+def parse_config(
+    mode: str, argv: list[str] | None = None, description: str | None = None, *, check: bool = True,
+    defaults: Mapping[str, Any] | None = None,
+) -> TrainConfig:
     """Parse trainer flags into a :class:`TrainConfig`, checked unless ``check=False`` (whose
-    data and device checks need the machine); exits 2 on a bad flag."""
-    parser = build_parser(mode, description)
+    data and device checks need the machine); exits 2 on a bad flag. ``defaults``: see
+    :func:`build_parser`."""
+    parser = build_parser(mode, description, defaults)
     config = TrainConfig(mode=mode, **vars(parser.parse_args(argv)))
     try:
         return config.validate() if check else config
@@ -72,10 +88,13 @@ def parse_config(mode: str, argv: list[str] | None = None, description: str | No
         _flag_error(parser, error)
 
 
-def main(mode: str, description: str | None = None, argv: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run a trainer from its command line; a bad flag or architecture ends with exit code 2."""
-    config = parse_config(mode, argv, description)
+def main(
+    mode: str, description: str | None = None, argv: list[str] | None = None, defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run a trainer from its command line; a bad flag or architecture ends with exit code 2.
+    ``defaults``: see :func:`build_parser`."""
+    config = parse_config(mode, argv, description, defaults=defaults)
     try:
         return run(config)
     except ConfigError as error:
-        _flag_error(build_parser(mode, description), error)
+        _flag_error(build_parser(mode, description, defaults), error)
