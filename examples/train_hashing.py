@@ -33,8 +33,7 @@ from gg_augment.training.cli import main, parse_config
 #: preset (about 100 images per class and 7,560 optimiser steps), the setting in which G_cut beats
 #: no augmentation by a marked paired Δ (docs/results.md); every flag still overrides it. One
 #: thread, as the study's runs: the main job reproduces the study's seed-0 G_cut run to the last
-#: digit, and a batch of 16 gains little from a second thread (two threads on two busy cores
-#: stall instead).
+#: digit (and torch's two threads on two busy cores stalled at 1.5 s a batch of 16).
 MAIN_JOB = {"limit_train": 1000, "batch_size": 16, "epochs": 120, "threads": 1}
 STUDY_TABLE = Path(__file__).resolve().parents[1] / "docs" / "results" / "study" / "cpu-small-data-long" / "main.json"
 #: Fields a run may change and still be the study's setting (which method, seed and evaluation).
