@@ -270,15 +270,11 @@ def check_range(
 
 def _describe_range(low: float, high: float, low_inclusive: bool, high_inclusive: bool) -> str:
     """``"lie in [0, 1)"``, or ``"be > 0"`` where a bound is infinite (an interval that prints
-    ``inf]`` would claim that infinity is accepted)."""
-    above = f"be {'>=' if low_inclusive else '>'} {low:g}"
-    below = f"be {'<=' if high_inclusive else '<'} {high:g}"
-    if math.isinf(high) and math.isinf(low):
-        return "be a finite number"
+    ``inf]`` would claim that infinity is accepted; values are finite, so one bound is)."""
     if math.isinf(high):
-        return above
+        return f"be {'>=' if low_inclusive else '>'} {low:g}"
     if math.isinf(low):
-        return below
+        return f"be {'<=' if high_inclusive else '<'} {high:g}"
     return f"lie in {'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
 
 
