@@ -6,7 +6,7 @@ measures, per model, attention layer and attention definition (``mean``: the aut
 channel mean; ``energy``: attention transfer's Σ_c A_c²), over the query images:
 
 - **attention on foreground**: the share of the attention mass (softmax over the layer's own
-  cells of the logits divided by ``--temperature``, as G_cut does; spread over each cell's
+  cells of the logits divided by ``--temperature`` (one or several), as G_cut does; spread over each cell's
   pixels) that lands on foreground pixels (min-max scaled intensity > 0.1);
 - **foreground area**: the share of pixels that are foreground, which is what a uniform map
   would score. Attention that ignores the object scores its area; the **lift** is the ratio;
@@ -54,6 +54,16 @@ def parse_definitions(text: str) -> list[str]:
     return list(dict.fromkeys(definitions))
 
 
+def parse_temperatures(text: str) -> list[float]:
+    try:
+        temperatures = [float(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        temperatures = []
+    if not temperatures or not all(0 < t < float("inf") for t in temperatures):
+        raise argparse.ArgumentTypeError(f"--temperature takes comma-separated numbers > 0; got {text!r}")
+    return list(dict.fromkeys(temperatures))
+
+
 def load(args: argparse.Namespace) -> tuple[TrainedModel, str]:
     """The model to measure (a trainer or study checkpoint, a run folder, or a fresh
     architecture) and its label."""
@@ -75,33 +85,39 @@ def short(layer: str) -> str:
 
 
 def plot(rows: list[dict[str, Any]], definitions: list[str], name: str) -> Any:
-    """Lift and candidate precision per layer, one bar per definition."""
+    """Lift and candidate precision per layer (and temperature), one bar per definition."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layers = list(dict.fromkeys(row["layer"] for row in rows))
-    by_key = {(row["layer"], row["definition"]): row for row in rows}
+    groups = list(dict.fromkeys((row["layer"], row["temperature"]) for row in rows))
+    several = len({temperature for _, temperature in groups}) > 1
+    by_key = {(row["layer"], row["temperature"], row["definition"]): row for row in rows}
     width = 0.8 / len(definitions)
-    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(layers) + 2.5), 3.4))
+    if len(groups) > 4:  # a sweep: one panel above the other, each as wide as a page
+        fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(groups) + 1.5), 6.4))
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(groups) + 2.5), 3.4))
     panels = (("lift", "attention lift on foreground"), ("candidate_precision", "candidate precision"))
     for ax, (key, label) in zip(axes, panels):
         top = max([1.0] + [row[key] for row in rows if row[key] == row[key]])  # NaN: no candidates
         for index, definition in enumerate(definitions):
-            values = [by_key[layer, definition][key] for layer in layers]
-            positions = [i + (index - (len(definitions) - 1) / 2) * width for i in range(len(layers))]
+            values = [by_key[layer, temperature, definition][key] for layer, temperature in groups]
+            positions = [i + (index - (len(definitions) - 1) / 2) * width for i in range(len(groups))]
             ax.bar(positions, values, width, label=definition, color=f"C{index}")
         if key == "lift":
             ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="uniform map")
         else:  # a uniform choice of cells would hit the foreground in proportion to its area
             ax.axhline(rows[0]["foreground_area"], color="grey", linestyle="--", linewidth=1, label="foreground area")
-        ax.set_xticks(range(len(layers)), [f"{short(layer)}\n{by_key[layer, definitions[0]]['map']}" for layer in layers])
+        ticks = [f"{short(layer)}\n{by_key[layer, temperature, definitions[0]]['map']}" + (f"\nT={temperature:g}" if several else "")
+                 for layer, temperature in groups]
+        ax.set_xticks(range(len(groups)), ticks, fontsize=8 if several else None)
         ax.set_ylabel(label)
         ax.set_ylim(0, 1.3 * top)  # room for the legend above the bars
         ax.legend(fontsize=7, loc="upper center", ncol=3)
     temperature = rows[0]["temperature"]
-    fig.suptitle(name + ("" if temperature == 1.0 else f" (temperature {temperature:g})"), fontsize=9)
+    fig.suptitle(name + ("" if several or temperature == 1.0 else f" (temperature {temperature:g})"), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -120,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", default=None, help="comma-separated layer names (default: the model's attention layer)")
     parser.add_argument("--definitions", type=parse_definitions, default=list(DEFINITIONS),
                         help=f"comma-separated attention definitions (default: {','.join(DEFINITIONS)})")
-    parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the attention logits, as G_cut's")
+    parser.add_argument("--temperature", type=parse_temperatures, default=[1.0],
+                        help="softmax temperature of the attention logits, as G_cut's; several, comma-separated, give a row each")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--name", default=None, help="label of this model in the table")
     parser.add_argument("--out", type=Path, default=Path("results/attention_focus"))
@@ -135,14 +152,16 @@ def main(argv: list[str] | None = None) -> None:
     layers = args.layers.split(",") if args.layers else [model.attention_layer]
     rows = []
     for layer in layers:
-        for definition in args.definitions:
-            focus = attention_focus(model, layer, images, foreground, definition, args.temperature)
-            rows.append({"model": name, **{k: round(v, DIGITS) if isinstance(v, float) else v for k, v in focus.items()}})
+        for temperature in args.temperature:
+            for definition in args.definitions:
+                focus = attention_focus(model, layer, images, foreground, definition, temperature)
+                rows.append({"model": name, **{k: round(v, DIGITS) if isinstance(v, float) else v for k, v in focus.items()}})
     record = provenance(command_line("benchmarks/attention_focus.py", argv), started)
     header = "\n".join([
         f"# Attention focus on the garment: {name}",
         "",
-        f"{len(images)} embedded queries at {config.image_size} px, softmax temperature {args.temperature:g}. "
+        f"{len(images)} embedded queries at {config.image_size} px, softmax temperature "
+        f"{', '.join(f'{t:g}' for t in args.temperature)}. "
         "definition: mean = channel mean (the authors'), energy = Σ_c A_c² / C (attention transfer). "
         "lift = attention on foreground / foreground area (1.0: no better than a uniform map); candidate "
         "precision: foreground share of the cells G_cut may cut (select='mean'), over the images that have any.",

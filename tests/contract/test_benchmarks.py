@@ -102,6 +102,23 @@ def test_study_jobs_are_trainer_configurations(monkeypatch, tmp_path):
     assert "lr 0.0003 (paper preset: 3e-05)" in departures(preset.config()) and departures(PRESETS["paper"].config()) == []
 
 
+def test_study_methods_may_name_a_method_of_the_ablations_only(monkeypatch):
+    # Softcrop is not in cpu-small-data-long's main table but has rule and weighting rows.
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.study.__main__ import build_parser, choose
+
+    parser = build_parser()
+    args = parser.parse_args(["--preset", "cpu-small-data-long", "--table", "ablation", "--methods", "softcrop",
+                              "--ablations", "weighting,rule"])
+    preset, _ = choose(args, parser)
+    assert [a.name for a in preset.ablations] == ["softcrop", "softcrop, no retention weighting", "softcrop, uncertain rule",
+                                                   "softcrop, weighted rule"]
+    finished = subprocess.run([sys.executable, "-m", "benchmarks.study", "--preset", "cpu-small-data-long", "--methods",
+                               "softcrops"], capture_output=True, text=True, cwd=ROOT)
+    assert finished.returncode == 2
+    assert "argument --methods: not in the preset's methods or ablations: ['softcrops']" in finished.stderr
+
+
 def test_every_preset_row_is_a_valid_configuration(monkeypatch, tmp_path):
     # A typo in a preset (a field, a choice, a reference row) must fail here, not an hour into
     # a study: every method and ablation run of every preset validates as a TrainConfig, and
@@ -176,6 +193,25 @@ def test_attention_focus_reports_lift_per_layer_and_definition(tmp_path):
     assert all(0 < float(row["lift"]) and 0 <= float(row["candidate_precision"]) <= 1 for row in rows)
     assert (tmp_path / "attention_focus_small.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "attention_focus_small.json").read_text())["commit"]
+
+
+def test_attention_focus_gives_each_temperature_its_rows(tmp_path):
+    _run("attention_focus.py", "--queries", "24", "--definitions", "mean", "--temperature", "1,0.25",
+         "--name", "sweep", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "attention_focus_sweep.json").read_text())["rows"]
+    assert [(row["layer"], row["temperature"]) for row in rows] == [("backbone.layer4", 1.0), ("backbone.layer4", 0.25)]
+    # The same cells at both temperatures: only how the mass spreads over them differs.
+    assert rows[0]["foreground_area"] == rows[1]["foreground_area"] and rows[0]["lift"] != rows[1]["lift"]
+    assert "softmax temperature 1, 0.25" in (tmp_path / "attention_focus_sweep.md").read_text()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1,x", ""])
+def test_attention_focus_refuses_a_bad_temperature_before_loading(value, tmp_path):
+    finished = subprocess.run([sys.executable, str(BENCHMARKS / "attention_focus.py"), "--temperature", value,
+                               "--out", str(tmp_path)], capture_output=True, text=True, cwd=BENCHMARKS)
+    assert finished.returncode == 2
+    assert "--temperature takes comma-separated numbers > 0" in finished.stderr.strip().splitlines()[-1]
+    assert not any(tmp_path.iterdir())
 
 
 def test_attention_focus_reads_a_study_run_folder(tmp_path):
