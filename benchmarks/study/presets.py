@@ -152,6 +152,16 @@ PRESETS: dict[str, Preset] = {
         methods=_SMALL_DATA_METHODS,
         ablations=_SMALL_DATA_ABLATIONS,
     ),
+    "cpu-small-data-longer": Preset(
+        description="cpu-small-data-long's setting trained twice as long: 1,000 train images, batch 16, 240 epochs "
+        "(15,120 optimiser steps), no augmentation and exact G_cut only: does no augmentation over-fit when "
+        "the cosine schedule is stretched",
+        settings={**_SMALL_CNN, "batch_size": 16, "epochs": 240, "limit_train": 1000, "eval_every": 20,
+                  "eval_train": 1000},
+        code_lengths=(32,),
+        methods=("none", "gcut"),
+        ablations=(),
+    ),
     "gpu": Preset(
         description="EfficientNet-Lite0 (ImageNet weights), paper recipe at 96 px, 5,000 train images, 6 epochs",
         settings={**_LITE0, "image_size": 96, "epochs": 6, "device": "cuda"},

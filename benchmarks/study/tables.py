@@ -331,6 +331,8 @@ def write_table(name: str, table: Table, study: Study, started: float, command: 
         *provenance_lines(record),
         "  (this table's own; runs reused from earlier tables cost nothing here)",
         "- trainer settings: `" + ", ".join(f"{k}={v}" for k, v in settings.items()) + "`",
+        *([f"- changed by the command for every run: `{', '.join(f'{k}={v}' for k, v in study.changes.items())}` "
+           "(the first line describes the preset without these changes)"] if study.changes else []),
         "- departures from the paper preset (the authors' protocol as the trainer runs it): " + ("; ".join(record["departures"]) or "none"),
         *[f"- {note}" for note in table.notes],
     ])

@@ -42,6 +42,8 @@ def test_study_presets_smoke(tmp_path, preset, table):
     for name in tables:
         for suffix in ("md", "csv", "png", "json"):
             assert (folder / f"{name}.{suffix}").stat().st_size > 0, f"{name}.{suffix}"
+    # The preset's description gives its sizes; the smoke's own are said beside it.
+    assert "- changed by the command for every run: `limit_train=96," in (folder / f"{tables[0]}.md").read_text()
     if table == "baselines":
         # The paper recipe's none and erasing, as the authors trained them and matched to the queries.
         baselines = json.loads((folder / "baselines.json").read_text())
