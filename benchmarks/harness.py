@@ -160,11 +160,15 @@ def peak_memory(device: torch.device | str, children: bool = False) -> dict[str,
     return record
 
 
-def fresh_process(command: Sequence[str]) -> dict[str, Any]:
+def fresh_process(command: Sequence[str], import_from: Path | None = None) -> dict[str, Any]:
     """Run ``command`` in a fresh process, so that its peak memory is its own, and return the
-    JSON object it prints on its last line of stdout. Raises RuntimeError with the end of its
-    stderr when it fails."""
-    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    JSON object it prints on its last line of stdout. ``import_from``: a folder the process
+    imports modules from (put first on its ``PYTHONPATH``). Raises RuntimeError with the end of
+    its stderr when it fails."""
+    env = None
+    if import_from is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(import_from), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(list(command), capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:3])} ... failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

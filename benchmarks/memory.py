@@ -35,9 +35,8 @@ from gg_augment.data import load_embedded
 
 # Runs the trainer in a fresh process and prints its own peak RSS and its workers' (the harness's
 # peak_memory) as the last line.
-PROBE = f"""
+PROBE = """
 import json, sys
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from harness import peak_memory
 from gg_augment.training.cli import main
 main("hashing", "memory benchmark", sys.argv[1:])
@@ -80,7 +79,7 @@ def run_trainer(root: Path, out: Path, args: argparse.Namespace) -> dict[str, fl
     ]
     started = time.perf_counter()
     try:
-        memory = fresh_process([sys.executable, "-c", PROBE, *argv])
+        memory = fresh_process([sys.executable, "-c", PROBE, *argv], import_from=Path(__file__).resolve().parent)
     except RuntimeError as error:
         raise SystemExit(f"trainer failed on {root}: {error}") from None
     wall = time.perf_counter() - started

@@ -16,7 +16,7 @@ table's markdown and JSON.
     python -m benchmarks.study --preset cpu-pretrained --smoke        # tiny, for CI
     python -m benchmarks.study --preset cpu-tiny-data --table ablation --ablations rule,attention
 
-(``python benchmarks/study ...`` works as well.) Tables (``--table all`` builds each in turn;
+Tables (``--table all`` builds each in turn;
 runs are shared, never repeated):
 
 main         methods × code lengths: mAP mean ± std over seeds, paired Δ vs ``standard`` and vs

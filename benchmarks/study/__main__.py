@@ -1,26 +1,25 @@
-"""``python -m benchmarks.study`` (or ``python benchmarks/study``): build the study's tables."""
+"""``python -m benchmarks.study``, from the repository root: build the study's tables."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-if not __package__:  # run as a folder: import the package from the repository root instead
-    sys.path[0] = str(Path(__file__).resolve().parents[2])
+if not __package__:  # run as a folder (python benchmarks/study): the package would not import
+    sys.exit("run the study as a module from the repository root: python -m benchmarks.study ...")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from typing import Any  # noqa: E402
-
-from benchmarks.harness import command_line  # noqa: E402
-from benchmarks.study import __doc__ as STUDY_DOC  # noqa: E402
-from benchmarks.study.plots import replot  # noqa: E402
-from benchmarks.study.presets import ABLATION_GROUPS, PRESETS, SMOKE_METHODS, Preset  # noqa: E402
-from benchmarks.study.runner import Study  # noqa: E402
-from benchmarks.study.tables import BUILDERS, TABLES, write_table  # noqa: E402
-from gg_augment.training import TrainConfig  # noqa: E402
+from benchmarks.harness import command_line
+from benchmarks.study import __doc__ as STUDY_DOC
+from benchmarks.study.plots import replot
+from benchmarks.study.presets import ABLATION_GROUPS, PRESETS, SMOKE_METHODS, Preset
+from benchmarks.study.runner import Study
+from benchmarks.study.tables import BUILDERS, TABLES, write_table
+from gg_augment.training import TrainConfig
 
 
 def _ints(text: str) -> tuple[int, ...]:

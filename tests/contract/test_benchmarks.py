@@ -104,6 +104,12 @@ def test_study_jobs_are_trainer_configurations(monkeypatch, tmp_path):
     assert "lr 0.0003 (paper preset: 3e-05)" in departures(preset.config()) and departures(PRESETS["paper"].config()) == []
 
 
+def test_study_run_as_a_folder_says_how_to_run_it():
+    finished = subprocess.run([sys.executable, str(BENCHMARKS / "study"), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert finished.returncode == 1
+    assert finished.stderr.strip() == "run the study as a module from the repository root: python -m benchmarks.study ..."
+
+
 def test_study_methods_may_name_a_method_of_the_ablations_only(monkeypatch):
     # Softcrop is not in cpu-small-data-long's main table but has rule and weighting rows.
     monkeypatch.syspath_prepend(str(ROOT))
