@@ -38,7 +38,7 @@ from gg_augment.training import TrainConfig
 if __package__:  # imported, or run with python -m benchmarks.attention_focus
     from .focus import attention_focus, foreground_mask
     from .harness import command_line, markdown_table, provenance, provenance_lines, write_results
-else:  # run as a file: this folder is on sys.path
+else:  # run as a file (python benchmarks/attention_focus.py): its siblings import by name
     from focus import attention_focus, foreground_mask
     from harness import command_line, markdown_table, provenance, provenance_lines, write_results
 

@@ -106,6 +106,9 @@ _SMALL_DATA_ABLATIONS = (
     *rule_ablations(_RULED),
     Ablation("gcut, energy attention", {"augment": "gcut", "attention_definition": "energy"}, "gcut", "attention"),
 )
+#: The main job's setting: 1,000 images (about 100 per class), batch 16, 120 epochs.
+_SMALL_DATA_LONG: dict[str, Any] = {**_SMALL_CNN, "batch_size": 16, "epochs": 120, "limit_train": 1000, "eval_every": 10,
+                                    "eval_train": 1000}
 _LITE0: dict[str, Any] = {"arch": "efficientnet_lite0", "pretrained": True, "recipe": "paper", "batch_size": 64, "lr": 3e-4}
 # Lite0's block 10 of the frozen ImageNet model points at the garment (docs/results: attention focus).
 _LITE0_ATTENTION = "backbone.net._blocks.10"
@@ -146,8 +149,7 @@ PRESETS: dict[str, Preset] = {
         description="small CNN from scratch, fast recipe, 1,000 train images (about 100 per class), batch 16, "
         "120 epochs (the main job's setting): 7,560 optimiser steps, 16 times cpu-small-data's; the train/query "
         "gap of no augmentation grows to 1.7 times cpu-small-data's",
-        settings={**_SMALL_CNN, "batch_size": 16, "epochs": 120, "limit_train": 1000, "eval_every": 10,
-                  "eval_train": 1000},
+        settings=_SMALL_DATA_LONG,
         code_lengths=(32,),
         methods=_SMALL_DATA_METHODS,
         ablations=_SMALL_DATA_ABLATIONS,
@@ -156,8 +158,7 @@ PRESETS: dict[str, Preset] = {
         description="cpu-small-data-long's setting trained twice as long: 1,000 train images, batch 16, 240 epochs "
         "(15,120 optimiser steps), no augmentation and exact G_cut only: does no augmentation over-fit when "
         "the cosine schedule is stretched",
-        settings={**_SMALL_CNN, "batch_size": 16, "epochs": 240, "limit_train": 1000, "eval_every": 20,
-                  "eval_train": 1000},
+        settings={**_SMALL_DATA_LONG, "epochs": 240, "eval_every": 20},
         code_lengths=(32,),
         methods=("none", "gcut"),
         ablations=(),
